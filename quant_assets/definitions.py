@@ -1,0 +1,43 @@
+"""The single ``dg.Definitions`` of the platform, built from the loaded settings.
+
+``build_definitions(settings)`` is the factory tests call with their own settings;
+``defs`` is what ``dagster dev``, ``dagster definitions validate`` and the ``quant`` CLI load.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from quant_assets.config import Settings, load_settings
+from quant_assets.defs.backtests import build_backtest
+from quant_assets.defs.features import build_features
+from quant_assets.defs.governance import build_manifest
+from quant_assets.defs.ingestion import build_raw_candles
+from quant_assets.defs.signals import build_signals
+from quant_assets.resources.duckdb import QuantDuckDB
+from quant_assets.sql_models import load_sql
+
+STAGES = ("ingestion", "bars", "features", "signals", "backtests", "governance")
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    python_assets = [
+        build_raw_candles(settings),
+        build_features(settings),
+        build_signals(settings),
+        build_backtest(settings),
+        build_manifest(settings),
+    ]
+    names = {key.path[-1] for a in python_assets for key in a.keys}
+    sql = load_sql(settings, names)
+    return dg.Definitions(
+        assets=[*python_assets, *sql.assets],
+        asset_checks=sql.checks,
+        resources={"duckdb": QuantDuckDB(database=str(settings.duckdb_path))},
+        # DuckDB has one writer per file: run the steps of a run in one process, one at a time;
+        # runs are serialised by the `duckdb` pool (see the instance's dagster.yaml).
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions(load_settings())

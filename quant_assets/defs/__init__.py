@@ -1,0 +1,1 @@
+"""Thin Dagster assets per stage; the maths lives in ``quant_assets.quant``."""

@@ -1,0 +1,221 @@
+"""Idempotent window writes and per-partition content hashes.
+
+Every partitioned table is written the same way: inside one transaction, delete the rows of the
+window ``[start, end)`` on its time column and insert the new ones, so a partition materialized
+twice holds identical rows. Table and column names are identifiers checked against a strict
+pattern before they reach SQL text; every value is a bound parameter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import duckdb
+import polars as pl
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+EMPTY_HASH = hashlib.sha256(b"").hexdigest()
+
+
+def ident(name: str) -> str:
+    """Quote a table or column name after checking it is a plain lower-case identifier."""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a plain identifier: {name!r}")
+    return f'"{name}"'
+
+
+def query_frame(conn: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> pl.DataFrame:
+    """Run ``sql`` with bound ``params`` and return the result as a polars frame."""
+    return pl.from_arrow(conn.execute(sql, params).to_arrow_table())  # type: ignore[return-value]
+
+
+def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
+    row = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def table_columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    rows = conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def ensure_columns_match(conn: duckdb.DuckDBPyConnection, table: str, columns: Sequence[str]) -> None:
+    existing = table_columns(conn, table)
+    if existing != list(columns):
+        raise RuntimeError(
+            f"table {table} has columns {existing} but the writer produces {list(columns)}; "
+            f"the schema changed: drop {table} and re-materialize"
+        )
+
+
+def replace_window(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    frame: pl.DataFrame,
+    start: datetime,
+    end: datetime,
+    time_column: str = "ts",
+) -> int:
+    """Replace the rows of ``table`` with ``time_column`` in ``[start, end)`` by ``frame``.
+
+    One transaction: on any error nothing of the window changes. Creates the table from the
+    frame's schema when it does not exist yet. Returns the number of rows inserted.
+    """
+    outside = frame.filter((pl.col(time_column) < start) | (pl.col(time_column) >= end)).height
+    if outside:
+        raise ValueError(f"{outside} rows for {table} fall outside the window [{start}, {end})")
+    quoted = ident(table)
+    conn.register("_window_rows", frame.to_arrow())
+    try:
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            if not table_exists(conn, table):
+                conn.execute(f"CREATE TABLE {quoted} AS SELECT * FROM _window_rows WHERE false")
+            ensure_columns_match(conn, table, frame.columns)
+            conn.execute(
+                f"DELETE FROM {quoted} WHERE {ident(time_column)} >= ? AND {ident(time_column)} < ?",
+                [start, end],
+            )
+            conn.execute(f"INSERT INTO {quoted} BY NAME SELECT * FROM _window_rows")
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.unregister("_window_rows")
+    return frame.height
+
+
+def params_hash(params: Mapping[str, Any]) -> str:
+    """SHA-256 of parameters as canonical JSON (sorted keys; dates and paths as strings)."""
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def daily_content_hashes(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    start: datetime,
+    end: datetime,
+    order_by: Sequence[str],
+    time_column: str = "ts",
+) -> dict[str, tuple[int, str]]:
+    """``{YYYY-MM-DD: (row_count, sha256)}`` for each UTC day in ``[start, end)``.
+
+    The hash is over every column of every row, rows in ``order_by`` order, each rendered by
+    DuckDB's row-to-text cast (floats print in shortest round-trip form, so equal hashes mean
+    equal values). Days without rows get ``(0, sha256(b""))``.
+    """
+    order = ", ".join(ident(c) for c in order_by)
+    col = ident(time_column)
+    rows = conn.execute(
+        f"""
+        SELECT strftime(CAST({col} AS DATE), '%Y-%m-%d') AS day, count(*) AS n,
+               sha256(string_agg(CAST(t AS VARCHAR), chr(10) ORDER BY {order})) AS h
+        FROM {ident(table)} AS t
+        WHERE {col} >= ? AND {col} < ?
+        GROUP BY ALL
+        """,
+        [start, end],
+    ).fetchall()
+    found = {day: (int(n), str(h)) for day, n, h in rows}
+    out: dict[str, tuple[int, str]] = {}
+    for day in _days(start.date(), end.date()):
+        key = day.isoformat()
+        out[key] = found.get(key, (0, EMPTY_HASH))
+    return out
+
+
+def _days(first: date, stop: date) -> Iterable[date]:
+    day = first
+    while day < stop:
+        yield day
+        day += timedelta(days=1)
+
+
+def record_partition_hashes(
+    conn: duckdb.DuckDBPyConnection,
+    asset: str,
+    table: str,
+    start: datetime,
+    end: datetime,
+    order_by: Sequence[str],
+    params: Mapping[str, Any],
+    time_column: str = "ts",
+) -> dict[str, tuple[int, str]]:
+    """Store the per-day content hash of ``table`` in ``partition_hashes``; return them."""
+    hashes = daily_content_hashes(conn, table, start, end, order_by, time_column)
+    p_hash = params_hash(params)
+    conn.executemany(
+        "INSERT OR REPLACE INTO partition_hashes VALUES (?, ?, ?, ?, ?, ?)",
+        [[asset, table, day, n, h, p_hash] for day, (n, h) in hashes.items()],
+    )
+    return hashes
+
+
+def preview_markdown(frame: pl.DataFrame, limit: int = 10) -> str:
+    """A markdown table of the first ``limit`` rows, for asset metadata."""
+    head = frame.head(limit)
+    if head.is_empty():
+        return "_no rows_"
+    lines = ["| " + " | ".join(head.columns) + " |", "|" + "---|" * len(head.columns)]
+    for row in head.iter_rows():
+        cells = [f"{v:.6g}" if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def merge_window(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    frame: pl.DataFrame,
+    start: datetime,
+    end: datetime,
+    key: Sequence[str],
+    volatile: Sequence[str],
+    time_column: str = "ts",
+) -> tuple[int, int]:
+    """Make the window of ``table`` equal to ``frame``, keeping rows that did not change.
+
+    A stored row whose every column except ``volatile`` ones (e.g. ``fetched_at``) equals a
+    row of ``frame`` is kept as stored; others in the window are deleted, and the new or
+    changed rows inserted. Re-fetching identical data thus leaves the table byte-identical,
+    and ``fetched_at`` keeps meaning "first seen with these values". One transaction.
+    Returns ``(inserted, deleted)``.
+    """
+    quoted, col = ident(table), ident(time_column)
+    compared = [c for c in frame.columns if c not in volatile]
+    same_row = " AND ".join(f"s.{ident(c)} IS NOT DISTINCT FROM t.{ident(c)}" for c in compared)
+    same_key = " AND ".join(f"s.{ident(c)} = t.{ident(c)}" for c in key)
+    outside = frame.filter((pl.col(time_column) < start) | (pl.col(time_column) >= end)).height
+    if outside:
+        raise ValueError(f"{outside} rows for {table} fall outside the window [{start}, {end})")
+    conn.register("_merge_rows", frame.to_arrow())
+    try:
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            deleted = conn.execute(
+                f"DELETE FROM {quoted} AS t WHERE t.{col} >= ? AND t.{col} < ? "
+                f"AND NOT EXISTS (SELECT 1 FROM _merge_rows AS s WHERE {same_row})",
+                [start, end],
+            ).fetchone()[0]
+            inserted = conn.execute(
+                f"INSERT INTO {quoted} BY NAME SELECT s.* FROM _merge_rows AS s "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {quoted} AS t WHERE {same_key})"
+            ).fetchone()[0]
+            conn.execute("COMMIT")
+        except Exception:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        conn.unregister("_merge_rows")
+    return int(inserted), int(deleted)

@@ -1,0 +1,382 @@
+"""Turn ``dbt_like_sql/`` into Dagster assets (models) and asset checks (tests).
+
+A model is one ``.sql`` file holding one ``SELECT``; a test is one ``.sql`` file under
+``tests/`` whose query returns the failing rows (dbt's rule: no rows = pass). Each file starts
+with a header of ``-- key: value`` comment lines, what dbt's ``config()`` would declare:
+
+models: ``asset`` (name), ``group``, ``description``, optional ``for_each: bar_intervals``
+(one asset per configured interval, ``{interval}`` in names), ``time_column`` (default ``ts``),
+``order_by`` (row order for content hashes, default ``symbol, ts``), ``kinds``.
+
+tests: ``check`` (name), ``asset`` (the asset checked), ``severity`` (``ERROR`` blocks
+downstream assets in the same run, ``WARN`` only alerts), ``description``, optional ``for_each``.
+
+``{{ ref('name') }}`` renders to the table of asset ``name`` and makes it a dependency. Values
+are never formatted into SQL: the query uses DuckDB named parameters, bound at run time:
+
+- ``$window_start``, ``$window_end``: the run's partition window (``TIMESTAMP``, UTC)
+- ``$interval`` (``INTERVAL``), ``$interval_minutes``, ``$n_expected`` (base candles per bar),
+  ``$base_minutes`` for models and tests expanded ``for_each: bar_intervals``
+
+Every problem found while loading (no header, unknown key, unknown ``ref``, a cycle, an unknown
+parameter, a syntax error) raises :class:`SqlModelError` naming the file and line.
+"""
+
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from quant_assets.config import INTERVAL_MINUTES, Settings
+from quant_assets.partitions import daily_partitions, window_of
+from quant_assets.resources.duckdb import QuantDuckDB
+from quant_assets.resources.tables import (
+    ensure_columns_match,
+    ident,
+    params_hash,
+    preview_markdown,
+    query_frame,
+    record_partition_hashes,
+    table_exists,
+)
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "dbt_like_sql"
+_HEADER_LINE = re.compile(r"^--\s*([a-z_]+)\s*:\s*(.*?)\s*$")
+_REF = re.compile(r"\{\{\s*ref\(\s*['\"]([^'\"]+)['\"]\s*\)\s*\}\}")
+_PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+MODEL_KEYS = {"asset", "group", "description", "for_each", "time_column", "order_by", "kinds"}
+TEST_KEYS = {"check", "asset", "severity", "description", "for_each"}
+EXPANSIONS = {"bar_intervals"}
+PARAMS = {
+    "window_start", "window_end", "interval", "interval_minutes", "n_expected", "base_minutes",
+}
+INTERVAL_PARAMS = {"interval", "interval_minutes", "n_expected"}
+
+
+class SqlModelError(ValueError):
+    """A SQL model or test file cannot be loaded; the message names file and line."""
+
+
+@dataclass(frozen=True)
+class SqlFile:
+    """One parsed file; ``body_line`` is the 1-based line where the SQL after the header starts."""
+
+    path: Path
+    header: dict[str, str]
+    header_lines: dict[str, int]
+    body: str
+    body_line: int
+    interval: str | None = None
+    refs: tuple[str, ...] = field(default=())
+
+    def where(self, key: str | None = None) -> str:
+        line = self.header_lines.get(key, 1) if key else self.body_line
+        return f"{self.path.name}:{line}"
+
+    @property
+    def name(self) -> str:
+        return self.header["check" if "check" in self.header else "asset"]
+
+
+def parse_file(path: Path, allowed_keys: set[str], required: Iterable[str]) -> SqlFile:
+    """Read the ``-- key: value`` header and the SQL body of one file."""
+    lines = path.read_text().splitlines()
+    header: dict[str, str] = {}
+    header_lines: dict[str, int] = {}
+    body_start = len(lines)
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        match = _HEADER_LINE.match(line)
+        if not match:
+            if line.lstrip().startswith("--"):
+                continue
+            body_start = number - 1
+            break
+        key, value = match.groups()
+        if key not in allowed_keys:
+            raise SqlModelError(
+                f"{path.name}:{number}: unknown header key '{key}'; accepted: {', '.join(sorted(allowed_keys))}"
+            )
+        header[key], header_lines[key] = value, number
+    for key in required:
+        if key not in header:
+            raise SqlModelError(f"{path.name}:1: missing header key '{key}' (a '-- {key}: ...' line)")
+    body = "\n".join(lines[body_start:])
+    if not body.strip():
+        raise SqlModelError(f"{path.name}:{body_start + 1}: no SQL after the header")
+    if "for_each" in header and header["for_each"] not in EXPANSIONS:
+        raise SqlModelError(
+            f"{path.name}:{header_lines['for_each']}: for_each '{header['for_each']}' is unknown; "
+            f"accepted: {', '.join(sorted(EXPANSIONS))}"
+        )
+    return SqlFile(path, header, header_lines, body, body_start + 1)
+
+
+def _line_of(sql_file: SqlFile, offset: int) -> int:
+    return sql_file.body_line + sql_file.body.count("\n", 0, offset)
+
+
+def expand(sql_file: SqlFile, settings: Settings) -> list[SqlFile]:
+    """One file per configured interval for ``for_each: bar_intervals``, else the file itself.
+
+    ``{feature_interval}`` in names and refs becomes the configured feature interval.
+    """
+    fill = settings.features.interval
+    sql_file = replace(
+        sql_file,
+        header={k: v.replace("{feature_interval}", fill) for k, v in sql_file.header.items()},
+        body=sql_file.body.replace("{feature_interval}", fill),
+    )
+    if sql_file.header.get("for_each") != "bar_intervals":
+        return [sql_file]
+    out = []
+    for interval in settings.bar_intervals:
+        header = {k: v.replace("{interval}", interval) for k, v in sql_file.header.items()}
+        out.append(replace(sql_file, header=header, interval=interval))
+    return out
+
+
+def render(sql_file: SqlFile, known_assets: set[str]) -> tuple[str, tuple[str, ...]]:
+    """Replace ``{{ ref() }}`` by quoted table names; check names and parameters; parse the SQL."""
+    refs: list[str] = []
+
+    def _sub(match: re.Match[str]) -> str:
+        name = match.group(1).replace("{interval}", sql_file.interval or "{interval}")
+        if not _NAME.match(name) or name not in known_assets:
+            raise SqlModelError(
+                f"{sql_file.path.name}:{_line_of(sql_file, match.start())}: ref('{match.group(1)}') "
+                f"names no asset; known: {', '.join(sorted(known_assets))}"
+            )
+        refs.append(name)
+        return ident(name)
+
+    sql = _REF.sub(_sub, sql_file.body)
+    allowed = PARAMS if sql_file.interval else PARAMS - INTERVAL_PARAMS
+    for match in _PARAM.finditer(sql_file.body):
+        if match.group(1) not in allowed:
+            raise SqlModelError(
+                f"{sql_file.path.name}:{_line_of(sql_file, match.start())}: unknown parameter "
+                f"${match.group(1)}; accepted: {', '.join('$' + p for p in sorted(allowed))}"
+            )
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise SqlModelError(f"{sql_file.where()}: SQL syntax error: {_first_line(exc)}") from exc
+    if len(statements) != 1:
+        raise SqlModelError(f"{sql_file.where()}: expected exactly one SELECT, found {len(statements)} statements")
+    return sql, tuple(dict.fromkeys(refs))
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0]
+
+
+def bind_params(sql: str, interval: str | None, settings: Settings, start: datetime, end: datetime) -> dict[str, Any]:
+    """The named parameters ``sql`` uses, and only those (DuckDB rejects unused ones)."""
+    values: dict[str, Any] = {"window_start": start, "window_end": end}
+    base_minutes = INTERVAL_MINUTES[settings.base_interval]
+    values["base_minutes"] = base_minutes
+    if interval:
+        minutes = INTERVAL_MINUTES[interval]
+        values.update(interval=timedelta(minutes=minutes), interval_minutes=minutes, n_expected=minutes // base_minutes)
+    used = set(_PARAM.findall(sql))
+    return {k: v for k, v in values.items() if k in used}
+
+
+def check_acyclic(models: Mapping[str, tuple[SqlFile, tuple[str, ...]]]) -> None:
+    """Raise naming a file on the first cycle among model refs."""
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for dep in models[name][1]:
+            if dep not in models:
+                continue
+            if state.get(dep) == 1:
+                cycle = " -> ".join([*trail[trail.index(dep):], dep]) if dep in trail else f"{name} -> {dep}"
+                raise SqlModelError(f"{models[name][0].where()}: ref cycle {cycle}")
+            if dep not in state:
+                visit(dep, [*trail, dep])
+        state[name] = 2
+
+    for name in models:
+        if name not in state:
+            visit(name, [name])
+
+
+@dataclass(frozen=True)
+class LoadedSql:
+    assets: list[dg.AssetsDefinition]
+    checks: list[dg.AssetChecksDefinition]
+
+
+def load_sql(settings: Settings, python_assets: set[str], sql_dir: Path = SQL_DIR) -> LoadedSql:
+    """Load every model and test under ``sql_dir`` as Dagster definitions."""
+    model_files = [
+        expanded
+        for path in sorted(sql_dir.glob("*.sql"))
+        for expanded in expand(parse_file(path, MODEL_KEYS, ("asset", "group", "description")), settings)
+    ]
+    model_names = [f.name for f in model_files]
+    for f in model_files:
+        if not _NAME.match(f.name):
+            raise SqlModelError(f"{f.where('asset')}: asset name '{f.name}' is not a plain lower-case identifier")
+        if f.name in python_assets or model_names.count(f.name) > 1:
+            raise SqlModelError(f"{f.where('asset')}: asset name '{f.name}' is defined twice")
+    known = python_assets | set(model_names)
+    rendered = {f.name: (f, *render(f, known)) for f in model_files}
+    check_acyclic({name: (f, refs) for name, (f, _sql, refs) in rendered.items()})
+    assets = [_model_asset(f, sql, refs, settings) for f, sql, refs in rendered.values()]
+
+    checks = []
+    for path in sorted((sql_dir / "tests").glob("*.sql")):
+        parsed = parse_file(path, TEST_KEYS, ("check", "asset", "severity", "description"))
+        for test in expand(parsed, settings):
+            if test.header["severity"] not in ("ERROR", "WARN"):
+                raise SqlModelError(f"{test.where('severity')}: severity must be ERROR or WARN")
+            if test.header["asset"] not in known:
+                raise SqlModelError(f"{test.where('asset')}: asset '{test.header['asset']}' does not exist")
+            sql, _refs = render(test, known)
+            checks.append(_test_check(test, sql, settings))
+    return LoadedSql(assets=assets, checks=checks)
+
+
+def _model_asset(f: SqlFile, sql: str, refs: tuple[str, ...], settings: Settings) -> dg.AssetsDefinition:
+    table = f.name
+    time_column = f.header.get("time_column", "ts")
+    order_by = [c.strip() for c in f.header.get("order_by", "symbol, ts").split(",")]
+    kinds = {k.strip() for k in f.header.get("kinds", "duckdb, sql").split(",")}
+
+    @dg.asset(
+        name=table,
+        group_name=f.header["group"],
+        description=f"{f.header['description']}\n\nSQL model `dbt_like_sql/{f.path.name}`.",
+        deps=list(refs),
+        partitions_def=daily_partitions(settings),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        kinds=kinds,
+        pool="duckdb",
+        code_version=_code_version(sql),
+        metadata={"sql_file": f"dbt_like_sql/{f.path.name}", "table": table},
+    )
+    def _sql_model(context: dg.AssetExecutionContext, duckdb: QuantDuckDB) -> dg.MaterializeResult:
+        start, end = window_of(context)
+        params = bind_params(sql, f.interval, settings, start, end)
+        with duckdb.connect() as conn:
+            inserted = run_model(conn, table, sql, params, time_column)
+            hashes = record_partition_hashes(
+                conn, table, table, start, end, order_by,
+                {"sql": sql, "params": params}, time_column,
+            )
+            preview = query_frame(conn,
+                f"SELECT * FROM {ident(table)} WHERE {ident(time_column)} >= ? AND {ident(time_column)} < ? "
+                f"ORDER BY {', '.join(ident(c) for c in order_by)} DESC LIMIT 10",
+                [start, end],
+            )
+        return dg.MaterializeResult(metadata=_window_metadata(inserted, start, end, hashes, preview))
+
+    return _sql_model
+
+
+def _code_version(sql: str) -> str:
+    return params_hash({"sql": sql})[:16]
+
+
+def run_model(conn: duckdb.DuckDBPyConnection, table: str, sql: str, params: dict[str, Any], time_column: str) -> int:
+    """Replace the window's rows of ``table`` by the model's rows, in one transaction."""
+    quoted = ident(table)
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(f"CREATE TEMP TABLE _model_rows AS {sql}", params)
+        columns = [d[0] for d in conn.execute("SELECT * FROM _model_rows LIMIT 0").description]
+        if not table_exists(conn, table):
+            conn.execute(f"CREATE TABLE {quoted} AS SELECT * FROM _model_rows WHERE false")
+        ensure_columns_match(conn, table, columns)
+        bounds = {k: params[k] for k in ("window_start", "window_end") if k in params}
+        if len(bounds) != 2:
+            raise SqlModelError(f"model {table} must filter on $window_start and $window_end")
+        outside = conn.execute(
+            f"SELECT count(*) FROM _model_rows WHERE {ident(time_column)} < $window_start "
+            f"OR {ident(time_column)} >= $window_end",
+            bounds,
+        ).fetchone()[0]
+        if outside:
+            raise SqlModelError(f"model {table} produced {outside} rows outside the partition window")
+        conn.execute(
+            f"DELETE FROM {quoted} WHERE {ident(time_column)} >= $window_start AND {ident(time_column)} < $window_end",
+            bounds,
+        )
+        conn.execute(f"INSERT INTO {quoted} BY NAME SELECT * FROM _model_rows")
+        inserted = conn.execute("SELECT count(*) FROM _model_rows").fetchone()[0]
+        conn.execute("DROP TABLE _model_rows")
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    return int(inserted)
+
+
+def _window_metadata(
+    rows: int, start: datetime, end: datetime, hashes: Mapping[str, tuple[int, str]], preview: Any
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "dagster/row_count": rows,
+        "window": f"[{start.isoformat()}, {end.isoformat()})",
+        "partitions": len(hashes),
+        "preview": dg.MetadataValue.md(preview_markdown(preview)),
+    }
+    if len(hashes) == 1:
+        (_day, (_n, digest)), = hashes.items()
+        meta["content_hash"] = digest
+    return meta
+
+
+def _test_check(test: SqlFile, sql: str, settings: Settings) -> dg.AssetChecksDefinition:
+    severity = dg.AssetCheckSeverity.ERROR if test.header["severity"] == "ERROR" else dg.AssetCheckSeverity.WARN
+
+    @dg.asset_check(
+        asset=test.header["asset"],
+        name=test.name,
+        description=f"{test.header['description']}\n\nSQL test `dbt_like_sql/tests/{test.path.name}` "
+        f"(passes when it returns no rows; severity {test.header['severity']}).",
+        blocking=severity == dg.AssetCheckSeverity.ERROR,
+        partitions_def=daily_partitions(settings),
+        pool="duckdb",
+    )
+    def _sql_test(context: dg.AssetCheckExecutionContext, duckdb: QuantDuckDB) -> dg.AssetCheckResult:
+        start, end = window_of(context)
+        params = bind_params(sql, test.interval, settings, start, end)
+        with duckdb.connect() as conn:
+            return evaluate_test(conn, sql, params, severity, (start, end))
+
+    return _sql_test
+
+
+def evaluate_test(
+    conn: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: dict[str, Any],
+    severity: dg.AssetCheckSeverity,
+    window: tuple[datetime, datetime],
+) -> dg.AssetCheckResult:
+    """Run a test query; pass when it returns no rows; the count and first rows go to metadata."""
+    failing = conn.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
+    sample = query_frame(conn, f"SELECT * FROM ({sql}) LIMIT 5", params)
+    return dg.AssetCheckResult(
+        passed=failing == 0,
+        severity=severity,
+        metadata={
+            "failing_rows": int(failing),
+            "window": f"[{window[0].isoformat()}, {window[1].isoformat()})",
+            "sample": dg.MetadataValue.md(preview_markdown(sample)),
+        },
+    )
+

@@ -1,0 +1,196 @@
+"""Tests for quant_assets.quant.indicators: TA-Lib parity, warm-up pattern, no look-ahead."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from quant_assets.quant import indicators as ind
+
+talib = pytest.importorskip("talib", reason="TA-Lib (dev extra) is needed for parity tests")
+
+FREQTRADE_DIR = Path("/work/shared/data/freqtrade_testdata")
+ETH_FILE = FREQTRADE_DIR / "ETH_BTC-5m.feather"
+
+# Parity tolerances against TA-Lib. Measured worst cases are ~1e-14 relative (EMA/SMA)
+# and ~6e-14 absolute on the 0-100 RSI scale, so these leave a wide margin.
+MA_RTOL = 1e-9
+RSI_ATOL = 1e-9
+
+
+def _random_walk(n: int = 3000, seed: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
+
+
+@pytest.fixture(scope="module", params=["random_walk", "eth_btc_5m"])
+def close(request: pytest.FixtureRequest) -> np.ndarray:
+    if request.param == "random_walk":
+        return _random_walk()
+    if not FREQTRADE_DIR.is_dir():
+        pytest.skip(f"freqtrade test data folder {FREQTRADE_DIR} is absent")
+    return pl.read_ipc(ETH_FILE)["close"].to_numpy().astype(np.float64)
+
+
+def _first_valid(a: np.ndarray) -> int:
+    valid = np.flatnonzero(~np.isnan(a))
+    return int(valid[0]) if valid.size else a.size
+
+
+def _assert_parity(ours: np.ndarray, ref: np.ndarray, *, rtol: float = 0.0, atol: float = 0.0):
+    assert ours.dtype == np.float64 and ours.shape == ref.shape
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
+    assert _first_valid(ours) == _first_valid(ref)
+    np.testing.assert_allclose(ours, ref, rtol=rtol, atol=atol, equal_nan=True)
+
+
+@pytest.mark.parametrize("n", [9, 21, 50, 200])
+def test_ema_matches_talib(close: np.ndarray, n: int) -> None:
+    out = ind.ema(close, n)
+    _assert_parity(out, talib.EMA(close, timeperiod=n), rtol=MA_RTOL)
+    assert _first_valid(out) == n - 1
+    assert out[n - 1] == pytest.approx(close[:n].mean(), rel=1e-12)
+
+
+@pytest.mark.parametrize("n", [9, 21, 50, 200])
+def test_sma_matches_talib(close: np.ndarray, n: int) -> None:
+    out = ind.sma(close, n)
+    _assert_parity(out, talib.SMA(close, timeperiod=n), rtol=MA_RTOL)
+    assert _first_valid(out) == n - 1
+
+
+@pytest.mark.parametrize("n", [7, 14, 21])
+def test_rsi_matches_talib(close: np.ndarray, n: int) -> None:
+    out = ind.rsi(close, n)
+    _assert_parity(out, talib.RSI(close, timeperiod=n), atol=RSI_ATOL)
+    assert _first_valid(out) == n
+    valid = out[~np.isnan(out)]
+    assert np.all((valid >= 0.0) & (valid <= 100.0))
+
+
+def test_leading_nans_are_skipped_like_talib() -> None:
+    x = np.concatenate([[np.nan] * 5, _random_walk(400)])
+    for n in (3, 21):
+        _assert_parity(ind.ema(x, n), talib.EMA(x, timeperiod=n), rtol=MA_RTOL)
+        _assert_parity(ind.sma(x, n), talib.SMA(x, timeperiod=n), rtol=MA_RTOL)
+        _assert_parity(ind.rsi(x, n), talib.RSI(x, timeperiod=n), atol=RSI_ATOL)
+        assert _first_valid(ind.ema(x, n)) == 5 + n - 1
+        assert _first_valid(ind.rsi(x, n)) == 5 + n
+
+
+@pytest.mark.parametrize("func", [ind.sma, ind.ema, ind.rsi])
+def test_interior_nan_is_rejected(func) -> None:
+    x = _random_walk(50)
+    x[20] = np.nan
+    with pytest.raises(ValueError, match="NaN at index 20"):
+        func(x, 5)
+
+
+@pytest.mark.parametrize("func", [ind.sma, ind.ema, ind.rsi])
+def test_too_short_or_all_nan_gives_all_nan(func) -> None:
+    assert np.isnan(func(np.arange(1.0, 5.0), 14)).all()
+    assert np.isnan(func(np.full(30, np.nan), 5)).all()
+    assert func(np.empty(0), 5).shape == (0,)
+
+
+def test_rsi_flat_series_is_zero_like_talib() -> None:
+    x = np.full(40, 3.5)
+    out = ind.rsi(x, 14)
+    _assert_parity(out, talib.RSI(x, timeperiod=14), atol=0.0)
+    assert np.all(out[14:] == 0.0)
+
+
+def test_rsi_monotone_series() -> None:
+    up = np.arange(1.0, 31.0)
+    assert np.all(ind.rsi(up, 14)[14:] == 100.0)
+    assert np.all(ind.rsi(up[::-1].copy(), 14)[14:] == 0.0)
+
+
+def test_rsi_is_scale_invariant() -> None:
+    x = _random_walk(300)
+    np.testing.assert_allclose(ind.rsi(x * 1e-9, 14), ind.rsi(x, 14), rtol=1e-10, equal_nan=True)
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="1-D"):
+        ind.ema(np.ones((3, 3)), 2)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        ind.sma(np.ones(5), 0)
+    with pytest.raises(TypeError):
+        ind.sma(np.ones(5), 2.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="greater than ddof"):
+        ind.rolling_std(np.ones(5), 1, ddof=1)
+    with pytest.raises(ValueError, match="strictly positive"):
+        ind.log_returns(np.array([1.0, 0.0, 2.0]))
+    with pytest.raises(ValueError, match="bars_per_year"):
+        ind.realized_vol(np.ones(5), 2, 0.0)
+
+
+def test_log_returns() -> None:
+    c = np.array([100.0, 110.0, 99.0, 99.0])
+    out = ind.log_returns(c)
+    assert np.isnan(out[0])
+    np.testing.assert_allclose(out[1:], [math.log(1.1), math.log(0.9), 0.0], rtol=1e-15)
+    assert ind.log_returns(np.array([5.0])).shape == (1,)
+
+
+def test_rolling_std_matches_numpy() -> None:
+    x = _random_walk(200)
+    for n, ddof in [(2, 1), (10, 1), (10, 0), (37, 1)]:
+        out = ind.rolling_std(x, n, ddof=ddof)
+        assert np.isnan(out[: n - 1]).all()
+        expected = np.lib.stride_tricks.sliding_window_view(x, n).std(axis=1, ddof=ddof)
+        np.testing.assert_allclose(out[n - 1 :], expected, rtol=1e-12)
+
+
+def test_rolling_std_nan_only_poisons_its_windows() -> None:
+    x = _random_walk(30)
+    x[10] = np.nan
+    out = ind.rolling_std(x, 4)
+    assert np.isnan(out[10:14]).all()
+    assert not np.isnan(out[3:10]).any() and not np.isnan(out[14:]).any()
+
+
+def test_realized_vol() -> None:
+    close = _random_walk(100)
+    n, bpy = 24, 365 * 24
+    out = ind.realized_vol(close, n, bpy)
+    assert _first_valid(out) == n  # needs n returns; return 0 is undefined
+    r = np.diff(np.log(close))
+    expected = np.array([r[t - n : t].std(ddof=1) for t in range(n, r.size + 1)]) * math.sqrt(bpy)
+    np.testing.assert_allclose(out[n:], expected, rtol=1e-10)
+    # constant growth: zero volatility
+    assert np.allclose(ind.realized_vol(1.01 ** np.arange(50.0), 5, bpy)[5:], 0.0, atol=1e-12)
+
+
+_prices = arrays(
+    np.float64,
+    st.integers(min_value=0, max_value=120),
+    elements=st.floats(min_value=1e-3, max_value=1e3, allow_nan=False, allow_infinity=False),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(x=_prices, n=st.integers(min_value=2, max_value=30), data=st.data())
+def test_no_look_ahead(x: np.ndarray, n: int, data: st.DataObject) -> None:
+    k = data.draw(st.integers(min_value=0, max_value=x.size), label="k")
+    funcs = {
+        "sma": lambda a: ind.sma(a, n),
+        "ema": lambda a: ind.ema(a, n),
+        "rsi": lambda a: ind.rsi(a, n),
+        "log_returns": ind.log_returns,
+        "rolling_std": lambda a: ind.rolling_std(a, n),
+        "realized_vol": lambda a: ind.realized_vol(a, n, 8760.0),
+    }
+    for name, f in funcs.items():
+        full, cut = f(x), f(x[:k].copy())
+        assert full.shape == x.shape and cut.shape == (k,), name
+        # exact equality, NaN positions included
+        np.testing.assert_array_equal(cut, full[:k], err_msg=name)

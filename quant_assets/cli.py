@@ -146,13 +146,14 @@ def resolve_selection(defs: "dg.Definitions", text: str) -> list["dg.AssetKey"]:
     import dagster as dg
 
     graph = defs.resolve_asset_graph()
+    known = ", ".join(sorted(k.to_user_string() for k in graph.get_all_asset_keys()))
     try:
-        selection = dg.AssetSelection.from_string(text)
-        keys = selection.resolve(graph)
-    except Exception as exc:  # Dagster raises several types for a bad selection string
+        keys = dg.AssetSelection.from_string(text).resolve(graph)
+    except dg.DagsterInvalidSubsetError:
+        raise UsageError(f"--select '{text}' names an unknown asset; assets: {known}") from None
+    except Exception as exc:  # Dagster raises several types for a malformed selection string
         raise UsageError(f"--select '{text}' is not a valid asset selection: {str(exc).splitlines()[0]}") from None
     if not keys:
-        known = ", ".join(sorted(k.to_user_string() for k in graph.get_all_asset_keys()))
         raise UsageError(f"--select '{text}' matches no asset; assets: {known}")
     return sorted(keys, key=lambda k: k.to_user_string())
 

@@ -271,7 +271,7 @@ def _model_asset(f: SqlFile, sql: str, refs: tuple[str, ...], settings: Settings
         start, end = window_of(context)
         params = bind_params(sql, f.interval, settings, start, end)
         with duckdb.connect() as conn:
-            inserted = run_model(conn, table, sql, params, time_column)
+            inserted = run_model(conn, table, sql, params, (start, end), time_column)
             hashes = record_partition_hashes(
                 conn, table, table, start, end, order_by,
                 {"sql": sql, "params": params}, time_column,
@@ -290,30 +290,34 @@ def _code_version(sql: str) -> str:
     return params_hash({"sql": sql})[:16]
 
 
-def run_model(conn: duckdb.DuckDBPyConnection, table: str, sql: str, params: dict[str, Any], time_column: str) -> int:
-    """Replace the window's rows of ``table`` by the model's rows, in one transaction."""
-    quoted = ident(table)
+def run_model(
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    sql: str,
+    params: dict[str, Any],
+    window: tuple[datetime, datetime],
+    time_column: str,
+) -> int:
+    """Replace the rows of ``table`` in ``window`` by the model's rows, in one transaction.
+
+    The model must produce rows inside the window only; any outside it fail the run and
+    nothing is written.
+    """
+    quoted, col = ident(table), ident(time_column)
+    bounds = list(window)
     conn.execute("BEGIN TRANSACTION")
     try:
         conn.execute(f"CREATE TEMP TABLE _model_rows AS {sql}", params)
         columns = [d[0] for d in conn.execute("SELECT * FROM _model_rows LIMIT 0").description]
-        if not table_exists(conn, table):
-            conn.execute(f"CREATE TABLE {quoted} AS SELECT * FROM _model_rows WHERE false")
-        ensure_columns_match(conn, table, columns)
-        bounds = {k: params[k] for k in ("window_start", "window_end") if k in params}
-        if len(bounds) != 2:
-            raise SqlModelError(f"model {table} must filter on $window_start and $window_end")
         outside = conn.execute(
-            f"SELECT count(*) FROM _model_rows WHERE {ident(time_column)} < $window_start "
-            f"OR {ident(time_column)} >= $window_end",
-            bounds,
+            f"SELECT count(*) FROM _model_rows WHERE {col} < ? OR {col} >= ?", bounds
         ).fetchone()[0]
         if outside:
             raise SqlModelError(f"model {table} produced {outside} rows outside the partition window")
-        conn.execute(
-            f"DELETE FROM {quoted} WHERE {ident(time_column)} >= $window_start AND {ident(time_column)} < $window_end",
-            bounds,
-        )
+        if not table_exists(conn, table):
+            conn.execute(f"CREATE TABLE {quoted} AS SELECT * FROM _model_rows WHERE false")
+        ensure_columns_match(conn, table, columns)
+        conn.execute(f"DELETE FROM {quoted} WHERE {col} >= ? AND {col} < ?", bounds)
         conn.execute(f"INSERT INTO {quoted} BY NAME SELECT * FROM _model_rows")
         inserted = conn.execute("SELECT count(*) FROM _model_rows").fetchone()[0]
         conn.execute("DROP TABLE _model_rows")

@@ -45,9 +45,10 @@ Intraday layer (streams keyed by seed, day and interval; symbol streams also by 
 * high/low are exact draws of a Brownian bridge's extremes between open and close;
 * volume is lognormal, scaled by seasonality, by the candle's ``|return|`` and by the day's
   volatility;
-* a small deterministic fraction of candles is missing (single candles and, on ~10 % of days,
-  one outage of 5-30 candles for ``1m``/``5m``). Missing candles are absent rows; the price
-  path underneath is untouched, so the next candle opens at the true price.
+* a small deterministic fraction of candles is missing: ~0.1 % single candles for intervals
+  up to ``15m`` and, on ~10 % of days, one outage of 5-30 consecutive candles for ``1m`` and
+  ``5m``; ``1h`` and longer are complete. Missing candles are absent rows; the price path
+  underneath is untouched, so the next candle opens at the true price.
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ _STUDENT_DF = 4.0
 _SINGLE_MISSING_PROB = 0.001
 _OUTAGE_PROB = 0.10
 _OUTAGE_CANDLES = (5, 30)
-_OUTAGE_MIN_CANDLES_PER_DAY = 288  # outages only for 1m and 5m
+_SINGLE_MISSING_MAX_MINUTES = 15  # single drops for 1m, 5m, 15m; 1h and up are complete
+_OUTAGE_MAX_MINUTES = 5  # outages only for 1m and 5m
 
 _BTC_LIKE = frozenset({"BTC", "XBT", "WBTC"})
 _BASE_PRICE: dict[str, float] = {
@@ -231,10 +233,6 @@ class _DailyPath:
     idio_vol: np.ndarray
     anchor: np.ndarray  # log price at 00:00 UTC of day t
 
-    @property
-    def n_days(self) -> int:
-        return self.market_vol.size
-
 
 def _daily_path(seed: int, params: _SymbolParams, n_days: int) -> _DailyPath:
     regimes = _regime_path(seed, n_days)
@@ -273,10 +271,12 @@ def _unit_t(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _missing_mask(seed: int, key: int, ordinal: int, minutes: int, n: int) -> np.ndarray:
+    if minutes > _SINGLE_MISSING_MAX_MINUTES:
+        return np.zeros(n, dtype=bool)
     rng = _rng(seed, _Stream.MISSING, key, ordinal, minutes)
     missing = rng.random(n) < _SINGLE_MISSING_PROB
     has_outage = rng.random() < _OUTAGE_PROB
-    if n >= _OUTAGE_MIN_CANDLES_PER_DAY and has_outage:
+    if minutes <= _OUTAGE_MAX_MINUTES and has_outage:
         length = int(rng.integers(_OUTAGE_CANDLES[0], _OUTAGE_CANDLES[1] + 1))
         first = int(rng.integers(0, n - length + 1))
         missing[first : first + length] = True

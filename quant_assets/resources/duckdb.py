@@ -24,7 +24,7 @@ def _is_lock_error(exc: BaseException) -> bool:
 
 @retry(
     retry=retry_if_exception(_is_lock_error),
-    wait=wait_exponential_jitter(initial=0.5, max=10),
+    wait=wait_exponential_jitter(multiplier=0.5, max=10),
     stop=stop_after_attempt(8),
     reraise=True,
 )

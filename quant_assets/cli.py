@@ -185,9 +185,16 @@ def _materialize(settings: "Settings", select: str, start: date, end: date) -> i
 
 def _print_outcome(label: str, outcome: RunOutcome) -> None:
     status = label if outcome.success else "FAILED"
-    print(f"  {status} in {outcome.seconds:.1f}s; checks passed {outcome.checks_passed}, failed {len(outcome.checks_failed)}")
-    for name in outcome.checks_failed:
+    warned = [name for name in outcome.checks_failed if name.endswith("(WARN)")]
+    blocked = [name for name in outcome.checks_failed if name not in warned]
+    print(
+        f"  {status} in {outcome.seconds:.1f}s; checks passed {outcome.checks_passed}, "
+        f"warnings {len(warned)}, failed {len(blocked)}"
+    )
+    for name in blocked:
         print(f"    check failed: {name}")
+    for name in warned:
+        print(f"    warning: {name} (data flows on; see the check's metadata in the UI)")
 
 
 def _demo(settings: "Settings", days: int) -> int:

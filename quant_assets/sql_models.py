@@ -15,8 +15,17 @@ downstream assets in the same run, ``WARN`` only alerts), ``description``, optio
 are never formatted into SQL: the query uses DuckDB named parameters, bound at run time:
 
 - ``$window_start``, ``$window_end``: the run's partition window (``TIMESTAMP``, UTC)
-- ``$interval`` (``INTERVAL``), ``$interval_minutes``, ``$n_expected`` (base candles per bar),
-  ``$base_minutes`` for models and tests expanded ``for_each: bar_intervals``
+- ``$base_interval`` (``INTERVAL``), ``$base_minutes``, ``$symbols`` (the universe, a list)
+- ``$bar_intervals`` (configured interval names, a list)
+- ``$roll_vol_window``, ``$min_completeness``, ``$max_gap_minutes``, ``$return_z_max``,
+  ``$max_staleness_minutes``: the ``bars`` settings
+- for files expanded ``for_each: bar_intervals``: ``$interval`` (``INTERVAL``),
+  ``$interval_minutes``, ``$n_expected`` (base candles per bar), ``$bars_per_year``
+  (365-day year), ``$lookback_start`` (``$window_start`` minus ``roll_vol_window`` bars) and
+  ``$roll_span`` (``roll_vol_window - 1`` bars, an ``INTERVAL``)
+
+A model header may say ``partitioned: none``: the asset is then unpartitioned and each run
+replaces the whole table.
 
 Every problem found while loading (no header, unknown key, unknown ``ref``, a cycle, an unknown
 parameter, a syntax error) raises :class:`SqlModelError` naming the file and line.
@@ -51,13 +60,16 @@ _HEADER_LINE = re.compile(r"^--\s*([a-z_]+)\s*:\s*(.*?)\s*$")
 _REF = re.compile(r"\{\{\s*ref\(\s*['\"]([^'\"]+)['\"]\s*\)\s*\}\}")
 _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-MODEL_KEYS = {"asset", "group", "description", "for_each", "time_column", "order_by", "kinds"}
+MODEL_KEYS = {"asset", "group", "description", "for_each", "time_column", "order_by", "kinds", "partitioned"}
 TEST_KEYS = {"check", "asset", "severity", "description", "for_each"}
 EXPANSIONS = {"bar_intervals"}
 PARAMS = {
-    "window_start", "window_end", "interval", "interval_minutes", "n_expected", "base_minutes",
+    "window_start", "window_end", "base_interval", "base_minutes", "symbols", "bar_intervals",
+    "roll_vol_window", "min_completeness", "max_gap_minutes", "return_z_max", "max_staleness_minutes",
+    "interval", "interval_minutes", "n_expected", "bars_per_year", "lookback_start", "roll_span",
 }
-INTERVAL_PARAMS = {"interval", "interval_minutes", "n_expected"}
+INTERVAL_PARAMS = {"interval", "interval_minutes", "n_expected", "bars_per_year", "lookback_start", "roll_span"}
+WINDOW_PARAMS = {"window_start", "window_end", "lookback_start"}
 
 
 class SqlModelError(ValueError):
@@ -179,14 +191,29 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0]
 
 
-def bind_params(sql: str, interval: str | None, settings: Settings, start: datetime, end: datetime) -> dict[str, Any]:
+def bind_params(
+    sql: str, interval: str | None, settings: Settings, start: datetime | None, end: datetime | None
+) -> dict[str, Any]:
     """The named parameters ``sql`` uses, and only those (DuckDB rejects unused ones)."""
-    values: dict[str, Any] = {"window_start": start, "window_end": end}
     base_minutes = INTERVAL_MINUTES[settings.base_interval]
-    values["base_minutes"] = base_minutes
+    bars = settings.bars
+    values: dict[str, Any] = {
+        "window_start": start, "window_end": end,
+        "base_interval": timedelta(minutes=base_minutes), "base_minutes": base_minutes,
+        "symbols": list(settings.symbols), "bar_intervals": list(settings.bar_intervals),
+        "roll_vol_window": bars.roll_vol_window, "min_completeness": bars.min_completeness,
+        "max_gap_minutes": bars.max_gap_minutes, "return_z_max": bars.return_z_max,
+        "max_staleness_minutes": bars.max_staleness_minutes,
+    }
     if interval:
         minutes = INTERVAL_MINUTES[interval]
-        values.update(interval=timedelta(minutes=minutes), interval_minutes=minutes, n_expected=minutes // base_minutes)
+        step = timedelta(minutes=minutes)
+        values.update(
+            interval=step, interval_minutes=minutes, n_expected=minutes // base_minutes,
+            bars_per_year=365 * 1440 / minutes,
+            lookback_start=start - bars.roll_vol_window * step if start else None,
+            roll_span=(bars.roll_vol_window - 1) * step,
+        )
     used = set(_PARAM.findall(sql))
     return {k: v for k, v in values.items() if k in used}
 
@@ -234,6 +261,7 @@ def load_sql(settings: Settings, python_assets: set[str], sql_dir: Path = SQL_DI
     known = python_assets | set(model_names)
     rendered = {f.name: (f, *render(f, known)) for f in model_files}
     check_acyclic({name: (f, refs) for name, (f, _sql, refs) in rendered.items()})
+    unpartitioned = {f.name for f in model_files if _unpartitioned(f)}
     assets = [_model_asset(f, sql, refs, settings) for f, sql, refs in rendered.values()]
 
     checks = []
@@ -245,8 +273,27 @@ def load_sql(settings: Settings, python_assets: set[str], sql_dir: Path = SQL_DI
             if test.header["asset"] not in known:
                 raise SqlModelError(f"{test.where('asset')}: asset '{test.header['asset']}' does not exist")
             sql, _refs = render(test, known)
-            checks.append(_test_check(test, sql, settings))
+            partitioned = test.header["asset"] not in unpartitioned
+            _require_window_params(test, partitioned)
+            checks.append(_test_check(test, sql, settings, partitioned))
     return LoadedSql(assets=assets, checks=checks)
+
+
+def _unpartitioned(f: SqlFile) -> bool:
+    value = f.header.get("partitioned", "daily")
+    if value not in ("daily", "none"):
+        raise SqlModelError(f"{f.where('partitioned')}: partitioned must be daily or none")
+    _require_window_params(f, value == "daily")
+    return value == "none"
+
+
+def _require_window_params(f: SqlFile, partitioned: bool) -> None:
+    """A daily file must bound its rows by the window; an unpartitioned one has no window."""
+    used = set(_PARAM.findall(f.body))
+    if partitioned and "check" not in f.header and not {"window_start", "window_end"} <= used:
+        raise SqlModelError(f"{f.where()}: a daily model must filter on $window_start and $window_end")
+    if not partitioned and used & WINDOW_PARAMS:
+        raise SqlModelError(f"{f.where()}: an unpartitioned file cannot use ${sorted(used & WINDOW_PARAMS)[0]}")
 
 
 def _model_asset(f: SqlFile, sql: str, refs: tuple[str, ...], settings: Settings) -> dg.AssetsDefinition:
@@ -254,20 +301,28 @@ def _model_asset(f: SqlFile, sql: str, refs: tuple[str, ...], settings: Settings
     time_column = f.header.get("time_column", "ts")
     order_by = [c.strip() for c in f.header.get("order_by", "symbol, ts").split(",")]
     kinds = {k.strip() for k in f.header.get("kinds", "duckdb, sql").split(",")}
+    partitioned = not _unpartitioned(f)
 
     @dg.asset(
         name=table,
         group_name=f.header["group"],
         description=f"{f.header['description']}\n\nSQL model `dbt_like_sql/{f.path.name}`.",
         deps=list(refs),
-        partitions_def=daily_partitions(settings),
-        backfill_policy=dg.BackfillPolicy.single_run(),
+        partitions_def=daily_partitions(settings) if partitioned else None,
+        backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
         kinds=kinds,
         pool="duckdb",
         code_version=_code_version(sql),
         metadata={"sql_file": f"dbt_like_sql/{f.path.name}", "table": table},
     )
     def _sql_model(context: dg.AssetExecutionContext, duckdb: QuantDuckDB) -> dg.MaterializeResult:
+        if not partitioned:
+            with duckdb.connect() as conn:
+                rows = replace_table(conn, table, sql, bind_params(sql, f.interval, settings, None, None))
+                preview = query_frame(conn, f"SELECT * FROM {ident(table)} ORDER BY ALL LIMIT 20")
+            return dg.MaterializeResult(
+                metadata={"dagster/row_count": rows, "preview": dg.MetadataValue.md(preview_markdown(preview, 20))}
+            )
         start, end = window_of(context)
         params = bind_params(sql, f.interval, settings, start, end)
         with duckdb.connect() as conn:
@@ -276,14 +331,23 @@ def _model_asset(f: SqlFile, sql: str, refs: tuple[str, ...], settings: Settings
                 conn, table, table, start, end, order_by,
                 {"sql": sql, "params": params}, time_column,
             )
-            preview = query_frame(conn,
-                f"SELECT * FROM {ident(table)} WHERE {ident(time_column)} >= ? AND {ident(time_column)} < ? "
-                f"ORDER BY {', '.join(ident(c) for c in order_by)} DESC LIMIT 10",
-                [start, end],
-            )
-        return dg.MaterializeResult(metadata=_window_metadata(inserted, start, end, hashes, preview))
+            meta = _window_metadata(conn, table, time_column, order_by, inserted, start, end, hashes)
+        return dg.MaterializeResult(metadata=meta)
 
     return _sql_model
+
+
+def replace_table(conn: duckdb.DuckDBPyConnection, table: str, sql: str, params: dict[str, Any]) -> int:
+    """Replace the whole of an unpartitioned model's table, in one transaction."""
+    conn.execute("BEGIN TRANSACTION")
+    try:
+        conn.execute(f"CREATE OR REPLACE TABLE {ident(table)} AS {sql}", params)
+        rows = conn.execute(f"SELECT count(*) FROM {ident(table)}").fetchone()[0]
+        conn.execute("COMMIT")
+    except Exception:
+        conn.execute("ROLLBACK")
+        raise
+    return int(rows)
 
 
 def _code_version(sql: str) -> str:
@@ -329,8 +393,23 @@ def run_model(
 
 
 def _window_metadata(
-    rows: int, start: datetime, end: datetime, hashes: Mapping[str, tuple[int, str]], preview: Any
+    conn: duckdb.DuckDBPyConnection,
+    table: str,
+    time_column: str,
+    order_by: list[str],
+    rows: int,
+    start: datetime,
+    end: datetime,
+    hashes: Mapping[str, tuple[int, str]],
 ) -> dict[str, Any]:
+    """Row count, window, content hash, a preview, and for bar tables the latest bar per symbol."""
+    col = ident(time_column)
+    preview = query_frame(
+        conn,
+        f"SELECT * FROM {ident(table)} WHERE {col} >= ? AND {col} < ? "
+        f"ORDER BY {', '.join(ident(c) + ' DESC' for c in reversed(order_by))} LIMIT 10",
+        [start, end],
+    )
     meta: dict[str, Any] = {
         "dagster/row_count": rows,
         "window": f"[{start.isoformat()}, {end.isoformat()})",
@@ -338,12 +417,27 @@ def _window_metadata(
         "preview": dg.MetadataValue.md(preview_markdown(preview)),
     }
     if len(hashes) == 1:
-        (_day, (_n, digest)), = hashes.items()
+        ((_day, (_n, digest)),) = hashes.items()
         meta["content_hash"] = digest
+    if {"close", "volume", "n_source", "n_expected", "symbol"} <= set(preview.columns):
+        latest = query_frame(
+            conn,
+            f"SELECT symbol, arg_max(ts, ts) AS ts, arg_max(close, ts) AS close, sum(volume) AS volume, "
+            f"sum(n_source) / sum(n_expected) AS completeness FROM {ident(table)} "
+            "WHERE ts >= ? AND ts < ? GROUP BY symbol ORDER BY symbol",
+            [start, end],
+        )
+        meta["latest_bars"] = dg.MetadataValue.md(preview_markdown(latest, 50))
+        if latest.height:
+            meta["completeness"] = float(latest["completeness"].mean())
+            meta["latest_close_first_symbol"] = float(latest["close"][0])
+            meta["volume_first_symbol"] = float(latest["volume"][0])
     return meta
 
 
-def _test_check(test: SqlFile, sql: str, settings: Settings) -> dg.AssetChecksDefinition:
+def _test_check(
+    test: SqlFile, sql: str, settings: Settings, partitioned: bool = True
+) -> dg.AssetChecksDefinition:
     severity = dg.AssetCheckSeverity.ERROR if test.header["severity"] == "ERROR" else dg.AssetCheckSeverity.WARN
 
     @dg.asset_check(
@@ -352,11 +446,11 @@ def _test_check(test: SqlFile, sql: str, settings: Settings) -> dg.AssetChecksDe
         description=f"{test.header['description']}\n\nSQL test `dbt_like_sql/tests/{test.path.name}` "
         f"(passes when it returns no rows; severity {test.header['severity']}).",
         blocking=severity == dg.AssetCheckSeverity.ERROR,
-        partitions_def=daily_partitions(settings),
+        partitions_def=daily_partitions(settings) if partitioned else None,
         pool="duckdb",
     )
     def _sql_test(context: dg.AssetCheckExecutionContext, duckdb: QuantDuckDB) -> dg.AssetCheckResult:
-        start, end = window_of(context)
+        start, end = window_of(context) if partitioned else (None, None)
         params = bind_params(sql, test.interval, settings, start, end)
         with duckdb.connect() as conn:
             return evaluate_test(conn, sql, params, severity, (start, end))
@@ -369,7 +463,7 @@ def evaluate_test(
     sql: str,
     params: dict[str, Any],
     severity: dg.AssetCheckSeverity,
-    window: tuple[datetime, datetime],
+    window: tuple[datetime | None, datetime | None],
 ) -> dg.AssetCheckResult:
     """Run a test query; pass when it returns no rows; the count and first rows go to metadata."""
     failing = conn.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
@@ -379,7 +473,7 @@ def evaluate_test(
         severity=severity,
         metadata={
             "failing_rows": int(failing),
-            "window": f"[{window[0].isoformat()}, {window[1].isoformat()})",
+            "window": f"[{window[0].isoformat()}, {window[1].isoformat()})" if window[0] else "whole table",
             "sample": dg.MetadataValue.md(preview_markdown(sample)),
         },
     )

@@ -1,0 +1,251 @@
+"""Bars on real exchange data: equal to an independent pandas resample, gaps listed exactly,
+and every bar quality gate proven able to fail."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import polars as pl
+import pytest
+
+from quant_assets.resources.duckdb import QuantDuckDB
+from quant_assets_tests.conftest import SHARED_DATA, materialize
+
+FREQTRADE = SHARED_DATA / "freqtrade_testdata"
+PAIRS = ("ADA", "DASH", "ETC", "ETH", "LTC", "NXT", "TRX", "XLM", "XMR", "ZEC")
+FIRST_DAY, LAST_DAY = "2018-01-10", "2018-01-30"
+BARS_ONLY = "group:bars and not key:dim_timeframe"
+
+
+def _load_pairs() -> pl.DataFrame:
+    frames = []
+    for base in PAIRS:
+        raw = pl.read_ipc(FREQTRADE / f"{base}_BTC-5m.feather")
+        frames.append(raw.select(
+            pl.lit(f"{base}/BTC").alias("symbol"),
+            pl.col("date").dt.replace_time_zone(None).dt.cast_time_unit("us").alias("ts"),
+            pl.lit("5m").alias("interval"),
+            "open", "high", "low", "close", "volume",
+            pl.lit(None, dtype=pl.Float64).alias("quote_volume"),
+            pl.lit("files").alias("provider"),
+            pl.lit(datetime(2024, 1, 1), dtype=pl.Datetime("us")).alias("fetched_at"),
+            pl.lit("OK").alias("fetch_status"),
+            pl.lit(None, dtype=pl.Utf8).alias("error"),
+        ))
+    return pl.concat(frames)
+
+
+@pytest.fixture(scope="module")
+def real_bars(tmp_path_factory):
+    """The ten real 5m pairs stored as raw_candles, bars built day by day over 21 partitions."""
+    if not FREQTRADE.exists():
+        pytest.skip(f"real market data not found at {FREQTRADE} (a checkout without ../shared/data)")
+    from quant_assets.config import load_settings
+    from quant_assets.definitions import build_definitions
+
+    data = tmp_path_factory.mktemp("real")
+    settings = load_settings(env={
+        "QUANT_DATA_DIR": str(data), "QUANT_BASE_INTERVAL": "5m", "QUANT_BAR_INTERVALS": "15m,1h,1d",
+        "QUANT_SYMBOLS": ",".join(f"{p}/BTC" for p in PAIRS), "QUANT_START_DATE": "2018-01-01",
+    })
+    candles = _load_pairs()
+    with QuantDuckDB(database=str(settings.duckdb_path)).connect() as conn:
+        conn.register("candles", candles.to_arrow())
+        conn.execute("INSERT INTO raw_candles BY NAME SELECT * FROM candles")
+    defs = build_definitions(settings)
+    result = materialize(defs, start=FIRST_DAY, end=LAST_DAY, selection=BARS_ONLY)
+    assert result.success
+    return settings, candles, defs
+
+
+def _pandas_bars(candles: pl.DataFrame, rule: str) -> pd.DataFrame:
+    """What a user would write: pandas resample, left-closed, left-labelled, empty bins dropped."""
+    out = []
+    for symbol, group in candles.to_pandas().groupby("symbol"):
+        frame = group.set_index("ts").sort_index()
+        agg = frame.resample(rule, closed="left", label="left").agg(
+            {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum", "symbol": "count"}
+        )
+        agg = agg[agg["symbol"] > 0].rename(columns={"symbol": "n_source"})
+        agg.insert(0, "symbol", symbol)
+        out.append(agg.reset_index())
+    return pd.concat(out).sort_values(["symbol", "ts"]).reset_index(drop=True)
+
+
+@pytest.mark.parametrize(("interval", "rule"), [("15m", "15min"), ("1h", "1h"), ("1d", "1D")])
+def test_bars_equal_an_independent_pandas_resample(real_bars, interval, rule):
+    settings, candles, _ = real_bars
+    expected = _pandas_bars(candles, rule)
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+        got = conn.execute(
+            f"SELECT symbol, ts, open, high, low, close, volume, n_source FROM bars_{interval} ORDER BY symbol, ts"
+        ).df()
+    assert len(got) == len(expected) > 0
+    assert (got["symbol"].to_numpy() == expected["symbol"].to_numpy()).all()
+    assert (got["ts"].to_numpy() == expected["ts"].to_numpy()).all()
+    for column in ("open", "high", "low", "close", "n_source"):
+        assert (got[column].to_numpy() == expected[column].to_numpy()).all(), column
+    # Sums of floats in a different order may differ in the last bit.
+    assert got["volume"].to_numpy() == pytest.approx(expected["volume"].to_numpy(), rel=1e-12)
+
+
+def test_bar_gaps_list_exactly_the_missing_candles(real_bars):
+    settings, candles, _ = real_bars
+    grid = pd.date_range(FIRST_DAY, pd.Timestamp(LAST_DAY) + pd.Timedelta(days=1), freq="5min", inclusive="left")
+    present = candles.to_pandas().groupby("symbol")["ts"].apply(set)
+    expected = {(s, t) for s in present.index for t in grid if t not in present[s]}
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+        gaps = conn.execute("SELECT symbol, gap_start, gap_end, missing_count FROM bar_gaps").fetchall()
+    listed = set()
+    for symbol, start, end, count in gaps:
+        run = pd.date_range(start, end, freq="5min", inclusive="left")
+        assert len(run) == count
+        listed |= {(symbol, t) for t in run}
+    assert listed == expected
+    # The files hold real gaps (5,720-5,760 rows a pair), beyond the partial first and last day.
+    inner = {(s, t) for s, t in expected if "2018-01-11" <= t.strftime("%Y-%m-%d") <= "2018-01-29"}
+    assert 0 < len(inner) < 1000
+
+
+def test_returns_and_rolling_volatility_follow_their_definitions(real_bars):
+    settings, _, _ = real_bars
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+        bars = conn.execute(
+            "SELECT ts, close, log_return, cum_return, roll_vol FROM bars_1h WHERE symbol = 'ETH/BTC' ORDER BY ts"
+        ).df()
+    closes = bars["close"].to_numpy()
+    import numpy as np
+
+    log_returns = np.log(closes[1:] / closes[:-1])
+    assert bars["log_return"].to_numpy()[1:] == pytest.approx(log_returns, rel=1e-12)
+    assert bars["cum_return"].to_numpy() == pytest.approx(closes / closes[0] - 1, rel=1e-12, abs=1e-15)
+    window = settings.bars.roll_vol_window
+    hours = bars["ts"].diff().dt.total_seconds().div(3600).to_numpy()
+    for i in range(len(bars)):
+        contiguous = i >= window and (hours[i - window + 1:i + 1] == 1).all()
+        if contiguous:
+            expected = np.std(bars["log_return"].to_numpy()[i - window + 1:i + 1], ddof=1) * np.sqrt(365 * 24)
+            assert bars["roll_vol"][i] == pytest.approx(expected, rel=1e-9)
+        else:
+            assert pd.isna(bars["roll_vol"][i]), i
+
+
+def test_dim_timeframe_lists_the_configured_intervals(real_bars):
+    settings, _, defs = real_bars
+    assert materialize(defs, selection="key:dim_timeframe").success
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+        rows = conn.execute("SELECT name, seconds, is_base, is_bar_interval FROM dim_timeframe ORDER BY seconds").fetchall()
+    assert ("5m", 300, True, False) in rows and ("1h", 3600, False, True) in rows
+    assert ("1w", 604800, False, False) in rows
+
+
+# --- every check can fail -------------------------------------------------------------------
+
+DAY = "2024-03-04"
+
+
+@pytest.fixture
+def built(settings, defs_for):
+    defs = defs_for(settings)
+    assert materialize(defs, partition_key=DAY, selection=f"key:raw_candles or {BARS_ONLY}").success
+    assert materialize(defs, selection="key:dim_timeframe").success
+    return settings, defs
+
+
+def run_check(defs: dg.Definitions, asset: str, name: str, partition: str | None = DAY) -> dg.AssetCheckEvaluation:
+    key = dg.AssetCheckKey(dg.AssetKey(asset), name)
+    # A run of checks alone takes its partition as a one-day range: Dagster's partition_key
+    # validation wants at least one asset in the selection.
+    result = materialize(defs, start=partition, end=partition, selection=dg.AssetSelection.checks(key), raise_on_error=False)
+    (evaluation,) = result.get_asset_check_evaluations()
+    return evaluation
+
+
+def _sql(settings, statement: str, params=None) -> None:
+    with duckdb.connect(str(settings.duckdb_path)) as conn:
+        conn.execute(statement, params or [])
+
+
+def _rebuild(defs, selection: str) -> None:
+    assert materialize(defs, partition_key=DAY, selection=selection, raise_on_error=False) is not None
+
+
+BLOCKING = [
+    ("bars_1h", "bars_1h_unique_key", "INSERT INTO bars_1h SELECT * FROM bars_1h WHERE symbol = 'BTC/USDT' LIMIT 1"),
+    ("bars_1h", "bars_1h_valid_ohlc", "UPDATE bars_1h SET high = close * 0.9 WHERE symbol = 'ETH/USDT' AND hour(ts) = 3"),
+    ("bars_1h", "bars_1h_valid_ohlc", "UPDATE bars_1h SET n_source = n_expected + 1 WHERE symbol = 'ETH/USDT' AND hour(ts) = 3"),
+    ("bars_15m", "bars_15m_reconcile_source", "UPDATE bars_15m SET volume = volume * 1.01 WHERE symbol = 'SOL/USDT' AND hour(ts) = 5 AND minute(ts) = 15"),
+    ("bars_1d", "bars_1d_reconcile_source", "DELETE FROM bars_1d WHERE symbol = 'SOL/USDT'"),
+    ("bar_gaps", "bar_gaps_consistent", "INSERT INTO bar_gaps VALUES ('BTC/USDT', TIMESTAMP '2024-03-04 06:00', TIMESTAMP '2024-03-04 06:02', 2)"),
+    ("dim_timeframe", "dim_timeframe_valid", "INSERT INTO dim_timeframe SELECT * FROM dim_timeframe WHERE name = '1h'"),
+]
+
+
+@pytest.mark.parametrize(("asset", "check", "corruption"), BLOCKING, ids=[f"{c}:{i}" for i, (_, c, _) in enumerate(BLOCKING)])
+def test_each_blocking_bar_check_passes_then_fails_on_data_built_to_violate_it(built, asset, check, corruption):
+    settings, defs = built
+    partition = None if asset == "dim_timeframe" else DAY
+    assert run_check(defs, asset, check, partition).passed
+    _sql(settings, corruption)
+    evaluation = run_check(defs, asset, check, partition)
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert evaluation.metadata["failing_rows"].value >= 1
+
+
+def test_completeness_stale_and_long_gap_warnings(built):
+    settings, defs = built
+    for name in ("bars_1h_completeness", "bars_1h_stale"):
+        assert run_check(defs, "bars_1h", name).passed
+    assert run_check(defs, "bar_gaps", "bar_gaps_long").passed
+    # ETH's feed stops at 18:00: 6 hours missing -> incomplete, stale, and one long gap.
+    _sql(settings, "DELETE FROM raw_candles WHERE symbol = 'ETH/USDT' AND ts >= ?::TIMESTAMP + INTERVAL 18 HOUR", [DAY])
+    _rebuild(defs, "key:bars_1h or key:bar_gaps")
+    for asset, name in (("bars_1h", "bars_1h_completeness"), ("bars_1h", "bars_1h_stale"), ("bar_gaps", "bar_gaps_long")):
+        evaluation = run_check(defs, asset, name)
+        assert not evaluation.passed, name
+        assert evaluation.severity == dg.AssetCheckSeverity.WARN
+        assert "ETH/USDT" in evaluation.metadata["sample"].value
+    assert run_check(defs, "bar_gaps", "bar_gaps_consistent").passed
+
+
+def test_return_outlier_warning(built):
+    settings, defs = built
+    assert run_check(defs, "bars_1h", "bars_1h_return_outliers").passed
+    _sql(
+        settings,
+        "UPDATE raw_candles SET close = close * 1.5, high = greatest(high, close * 1.5) "
+        "WHERE symbol = 'BTC/USDT' AND ts = ?::TIMESTAMP + INTERVAL '12 hours 59 minutes'",
+        [DAY],
+    )
+    _rebuild(defs, "key:bars_1h")
+    evaluation = run_check(defs, "bars_1h", "bars_1h_return_outliers")
+    assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert evaluation.metadata["failing_rows"].value == 2  # the jump up and the fall back
+
+
+def test_a_blocking_bar_failure_stops_features_in_the_same_run(settings, defs_for):
+    """Reconcile fails inside the run that builds bars_1h: features and everything after are skipped."""
+    defs = defs_for(settings)
+    assert materialize(defs, partition_key=DAY, selection="key:raw_candles").success
+    # A zero low planted behind the gate's back flows into the bar and fails its ERROR check.
+    _sql(settings, "UPDATE raw_candles SET low = 0 WHERE symbol = 'BTC/USDT' AND ts = ?::TIMESTAMP + INTERVAL 2 HOUR", [DAY])
+    result = materialize(defs, partition_key=DAY, selection=dg.AssetSelection.assets("bars_1h").downstream(), raise_on_error=False)
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    failed = {e.asset_check_key.name for e in result.get_asset_check_evaluations() if not e.passed}
+    assert "bars_1h_valid_ohlc" in failed
+    assert materialized == {"bars_1h"}
+    assert not result.success
+
+
+def test_bars_are_left_labelled_utc_timestamps(built):
+    settings, _ = built
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+        first = conn.execute("SELECT min(ts) FROM bars_1h").fetchone()[0]
+        column_type = conn.execute(
+            "SELECT data_type FROM information_schema.columns WHERE table_name = 'bars_1h' AND column_name = 'ts'"
+        ).fetchone()[0]
+    assert first == datetime(2024, 3, 4, 0, 0) and column_type == "TIMESTAMP"
+    assert datetime.fromisoformat(DAY).replace(tzinfo=UTC).timestamp() == first.replace(tzinfo=UTC).timestamp()
+

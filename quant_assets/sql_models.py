@@ -17,6 +17,7 @@ are never formatted into SQL: the query uses DuckDB named parameters, bound at r
 - ``$window_start``, ``$window_end``: the run's partition window (``TIMESTAMP``, UTC)
 - ``$base_interval`` (``INTERVAL``), ``$base_minutes``, ``$symbols`` (the universe, a list)
 - ``$bar_intervals`` (configured interval names, a list)
+- ``$providers``: every registered candle provider, alphabetical, then ``other`` (a list)
 - ``$roll_vol_window``, ``$min_completeness``, ``$max_gap_minutes``, ``$return_z_max``,
   ``$max_staleness_minutes``: the ``bars`` settings
 - for files expanded ``for_each: bar_intervals``: ``$interval`` (``INTERVAL``),
@@ -25,7 +26,8 @@ are never formatted into SQL: the query uses DuckDB named parameters, bound at r
   ``$roll_span`` (``roll_vol_window - 1`` bars, an ``INTERVAL``)
 
 A model header may say ``partitioned: none``: the asset is then unpartitioned and each run
-replaces the whole table.
+replaces the whole table. ``requires: trades`` loads the file only when a trades directory is
+configured.
 
 Every problem found while loading (no header, unknown key, unknown ``ref``, a cycle, an unknown
 parameter, a syntax error) raises :class:`SqlModelError` naming the file and line.
@@ -44,6 +46,7 @@ import duckdb
 
 from quant_assets.config import INTERVAL_MINUTES, Settings
 from quant_assets.partitions import daily_partitions, window_of
+from quant_assets.providers.registry import CANDLE_PROVIDER_FACTORIES
 from quant_assets.resources.duckdb import QuantDuckDB
 from quant_assets.resources.tables import (
     ensure_columns_match,
@@ -60,13 +63,17 @@ _HEADER_LINE = re.compile(r"^--\s*([a-z_]+)\s*:\s*(.*?)\s*$")
 _REF = re.compile(r"\{\{\s*ref\(\s*['\"]([^'\"]+)['\"]\s*\)\s*\}\}")
 _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
-MODEL_KEYS = {"asset", "group", "description", "for_each", "time_column", "order_by", "kinds", "partitioned"}
-TEST_KEYS = {"check", "asset", "severity", "description", "for_each"}
+MODEL_KEYS = {
+    "asset", "group", "description", "for_each", "time_column", "order_by", "kinds", "partitioned", "requires",
+}
+TEST_KEYS = {"check", "asset", "severity", "description", "for_each", "requires"}
+REQUIREMENTS = {"trades": lambda settings: settings.trades_dir is not None}
 EXPANSIONS = {"bar_intervals"}
 PARAMS = {
     "window_start", "window_end", "base_interval", "base_minutes", "symbols", "bar_intervals",
     "roll_vol_window", "min_completeness", "max_gap_minutes", "return_z_max", "max_staleness_minutes",
     "interval", "interval_minutes", "n_expected", "bars_per_year", "lookback_start", "roll_span",
+    "providers",
 }
 INTERVAL_PARAMS = {"interval", "interval_minutes", "n_expected", "bars_per_year", "lookback_start", "roll_span"}
 WINDOW_PARAMS = {"window_start", "window_end", "lookback_start"}
@@ -137,10 +144,20 @@ def _line_of(sql_file: SqlFile, offset: int) -> int:
 
 
 def expand(sql_file: SqlFile, settings: Settings) -> list[SqlFile]:
-    """One file per configured interval for ``for_each: bar_intervals``, else the file itself.
+    """One file per configured interval for ``for_each: bar_intervals``, else the file itself;
+    none when the file ``requires`` something not configured.
 
     ``{feature_interval}`` in names and refs becomes the configured feature interval.
     """
+    requirement = sql_file.header.get("requires")
+    if requirement is not None:
+        if requirement not in REQUIREMENTS:
+            raise SqlModelError(
+                f"{sql_file.where('requires')}: requires '{requirement}' is unknown; accepted: "
+                f"{', '.join(sorted(REQUIREMENTS))}"
+            )
+        if not REQUIREMENTS[requirement](settings):
+            return []
     fill = settings.features.interval
     sql_file = replace(
         sql_file,
@@ -204,6 +221,7 @@ def bind_params(
         "roll_vol_window": bars.roll_vol_window, "min_completeness": bars.min_completeness,
         "max_gap_minutes": bars.max_gap_minutes, "return_z_max": bars.return_z_max,
         "max_staleness_minutes": bars.max_staleness_minutes,
+        "providers": [*sorted(CANDLE_PROVIDER_FACTORIES), "other"],
     }
     if interval:
         minutes = INTERVAL_MINUTES[interval]

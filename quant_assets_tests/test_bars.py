@@ -249,3 +249,62 @@ def test_bars_are_left_labelled_utc_timestamps(built):
     assert first == datetime(2024, 3, 4, 0, 0) and column_type == "TIMESTAMP"
     assert datetime.fromisoformat(DAY).replace(tzinfo=UTC).timestamp() == first.replace(tzinfo=UTC).timestamp()
 
+
+
+def test_provider_mix_names_every_provider_of_a_bar(built):
+    settings, defs = built
+    _sql(settings, "UPDATE raw_candles SET provider = 'binance' WHERE symbol = 'BTC/USDT' AND ts >= ?::TIMESTAMP + INTERVAL 7 HOUR AND ts < ?::TIMESTAMP + INTERVAL '7 hours 30 minutes'", [DAY, DAY])
+    _sql(settings, "UPDATE raw_candles SET provider = 'a_private_mirror' WHERE symbol = 'BTC/USDT' AND ts = ?::TIMESTAMP + INTERVAL '7 hours 45 minutes'", [DAY])
+    _rebuild(defs, "key:bars_1h or key:bars_1d")
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+        mixes = dict(conn.execute(
+            "SELECT hour(ts), provider_mix FROM bars_1h WHERE symbol = 'BTC/USDT' AND hour(ts) IN (6, 7)"
+        ).fetchall())
+        daily = conn.execute("SELECT provider_mix FROM bars_1d WHERE symbol = 'BTC/USDT'").fetchone()[0]
+    assert mixes == {6: "simulator", 7: "binance,simulator,other"}
+    assert daily == "binance,simulator,other"
+
+
+@pytest.fixture(scope="module")
+def trade_settings(tmp_path_factory):
+    if not FREQTRADE.exists():
+        pytest.skip(f"real market data not found at {FREQTRADE} (a checkout without ../shared/data)")
+    from quant_assets.config import load_settings
+
+    data = tmp_path_factory.mktemp("trades")
+    return load_settings(env={
+        "QUANT_DATA_DIR": str(data), "QUANT_SYMBOLS": "XRP/ETH", "QUANT_START_DATE": "2019-10-01",
+        "QUANT_TRADES_DIR": str(FREQTRADE), "QUANT_BAR_INTERVALS": "5m,1h,1d",
+    })
+
+
+def test_trade_bars_from_real_trades_equal_pandas(trade_settings):
+    """The 12,477 real XRP/ETH trades become bars equal to a pandas resample of the same trades."""
+    from quant_assets.definitions import build_definitions
+
+    defs = build_definitions(trade_settings)
+    result = materialize(defs, start="2019-10-11", end="2019-10-13", selection="key:raw_trades or key:trade_bars_5m or key:trade_bars_1h or key:trade_bars_1d")
+    assert result.success
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    trades = pd.read_parquet(FREQTRADE / "XRP_ETH-trades.parquet")
+    trades["ts"] = pd.to_datetime(trades["timestamp"], unit="ms")
+    trades = trades.sort_values(["ts", "id"]).set_index("ts")
+    with duckdb.connect(str(trade_settings.duckdb_path), read_only=True) as conn:
+        assert conn.execute("SELECT count(*) FROM raw_trades").fetchone()[0] == len(trades) == 12477
+        for interval, rule in (("5m", "5min"), ("1h", "1h"), ("1d", "1D")):
+            got = conn.execute(f"SELECT ts, open, high, low, close, volume, n_trades FROM trade_bars_{interval} ORDER BY ts").df()
+            expected = trades.resample(rule, closed="left", label="left").agg(
+                open=("price", "first"), high=("price", "max"), low=("price", "min"), close=("price", "last"),
+                volume=("amount", "sum"), n_trades=("price", "count"),
+            )
+            expected = expected[expected["n_trades"] > 0].reset_index()
+            assert len(got) == len(expected)
+            assert (got["ts"].to_numpy() == expected["ts"].to_numpy()).all()
+            for column in ("open", "high", "low", "close", "n_trades"):
+                assert (got[column].to_numpy() == expected[column].to_numpy()).all(), (interval, column)
+            assert got["volume"].to_numpy() == pytest.approx(expected["volume"].to_numpy(), rel=1e-12)
+
+
+def test_trade_assets_exist_only_with_a_trades_directory(settings, defs_for):
+    names = {s.key.to_user_string() for s in defs_for(settings).resolve_all_asset_specs()}
+    assert not {n for n in names if "trade" in n}

@@ -56,6 +56,7 @@ def test_models_and_tests_load_as_assets_and_checks(tmp_path, settings):
         ({"a.sql": "-- asset: a\n-- group: g\n-- description: d\nSELECT 1 AS ts\n"}, r"a\.sql:4: a daily model must filter on \$window_start and \$window_end"),
         ({"a.sql": "-- asset: a\n-- group: g\n-- description: d\n-- partitioned: none\nSELECT $window_start AS ts\n"}, r"a\.sql:5: an unpartitioned file cannot use \$window_start"),
         ({"a.sql": "-- asset: a\n-- group: g\n-- description: d\n-- partitioned: hourly\nSELECT 1\n"}, r"a\.sql:4: partitioned must be daily or none"),
+        ({"a.sql": "-- asset: a\n-- group: g\n-- description: d\n-- requires: moon\nSELECT 1\n"}, r"a\.sql:4: requires 'moon' is unknown"),
         ({"tests/t.sql": "-- check: c\n-- asset: raw_candles\n-- severity: FATAL\n-- description: d\nSELECT 1\n"}, r"t\.sql:3: severity must be ERROR or WARN"),
         ({"tests/t.sql": "-- check: c\n-- asset: ghost\n-- severity: WARN\n-- description: d\nSELECT 1\n"}, r"t\.sql:2: asset 'ghost' does not exist"),
     ],

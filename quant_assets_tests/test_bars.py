@@ -308,3 +308,30 @@ def test_trade_bars_from_real_trades_equal_pandas(trade_settings):
 def test_trade_assets_exist_only_with_a_trades_directory(settings, defs_for):
     names = {s.key.to_user_string() for s in defs_for(settings).resolve_all_asset_specs()}
     assert not {n for n in names if "trade" in n}
+
+
+def test_quote_bars_from_polled_snapshots(settings, defs_for):
+    """Snapshots every minute (two DEGRADED) become hourly OHLC bars with counts, no volume."""
+    defs = defs_for(settings)
+    start = datetime(2024, 3, 4)
+    rows = [
+        ("BTC/USDT", start + pd.Timedelta(minutes=m), 100.0 + (m % 7) - (m // 60), "simulator",
+         "DEGRADED" if m in (61, 62) else "OK")
+        for m in range(180)
+    ]
+    frame = pl.DataFrame(rows, schema=["symbol", "ts", "price", "provider", "fetch_status"], orient="row").with_columns(
+        quote_ts=pl.col("ts"), bid=pl.lit(None, dtype=pl.Float64), ask=pl.lit(None, dtype=pl.Float64),
+        fetched_at=pl.col("ts"), error=pl.lit(None, dtype=pl.Utf8), ts=pl.col("ts").cast(pl.Datetime("us")),
+    )
+    with QuantDuckDB(database=str(settings.duckdb_path)).connect() as conn:
+        conn.register("q", frame.to_arrow())
+        conn.execute("INSERT INTO spot_quotes BY NAME SELECT * FROM q")
+    result = materialize(defs, partition_key=DAY, selection="key:quote_bars_1h")
+    assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+        bars = conn.execute("SELECT hour(ts), open, high, low, close, n_quotes, n_degraded FROM quote_bars_1h ORDER BY ts").fetchall()
+    assert bars == [
+        (0, 100.0, 106.0, 100.0, 100.0 + 59 % 7, 60, 0),
+        (1, 99.0 + 60 % 7, 105.0, 99.0, 99.0 + 119 % 7, 60, 2),
+        (2, 98.0 + 120 % 7, 104.0, 98.0, 98.0 + 179 % 7, 60, 0),
+    ]

@@ -43,7 +43,10 @@ returns AS (
 vol AS (
     SELECT symbol, ts, log_return,
         CASE WHEN count(log_return) OVER roll = $roll_vol_window
-             THEN stddev_samp(log_return) OVER roll * sqrt($bars_per_year) END AS roll_vol
+             -- list_stddev_samp over the window's values in time order: the windowed
+             -- stddev_samp combines partial sums in an order that depends on the partition's
+             -- size, which would break day-by-day == full-history in the last bit.
+             THEN list_stddev_samp(list(log_return) OVER roll) * sqrt($bars_per_year) END AS roll_vol
     FROM returns
     WHERE ts >= $window_start - $roll_span
     WINDOW roll AS (PARTITION BY symbol ORDER BY ts RANGE BETWEEN $roll_span PRECEDING AND CURRENT ROW)

@@ -6,6 +6,7 @@ left-labelled: ``ts`` is the open time of ``[ts, ts + interval)``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -28,8 +29,93 @@ def empty_candles() -> pl.DataFrame:
     return pl.DataFrame(schema=CANDLE_SCHEMA)
 
 
+SPOT_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.Utf8(),
+    "quote_ts": pl.Datetime("us"),   # when the source says the price was current (UTC); null: unknown
+    "price": pl.Float64(),
+    "bid": pl.Float64(),
+    "ask": pl.Float64(),
+}
+
+DEX_SCHEMA: dict[str, pl.DataType] = {
+    "chain_id": pl.Utf8(),
+    "pair_address": pl.Utf8(),
+    "dex_id": pl.Utf8(),
+    "base_symbol": pl.Utf8(),
+    "quote_symbol": pl.Utf8(),
+    "price_native": pl.Float64(),
+    "price_usd": pl.Float64(),
+    "liquidity_usd": pl.Float64(),
+    "volume_h24": pl.Float64(),
+    "fdv": pl.Float64(),
+    "txns_h24_buys": pl.Int64(),
+    "txns_h24_sells": pl.Int64(),
+}
+
+
+def empty_frame(schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    return pl.DataFrame(schema=schema)
+
+
 class ProviderError(RuntimeError):
     """A provider could not deliver; the chain moves on to the next provider."""
+
+    counts_against_health = True
+
+
+class RetryableError(ProviderError):
+    """A transient fault (429, 418, 5xx, timeout, dropped connection): retried with backoff."""
+
+    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.status = status
+
+
+class BannedError(ProviderError):
+    """Rate-limited with a ``Retry-After`` too long to wait for: the breaker opens until then."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ClientError(ProviderError):
+    """A 4xx the provider meant (bad symbol, auth): never retried."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+        # An unknown symbol (400/404) says nothing about the provider's health.
+        self.counts_against_health = status not in (400, 404)
+
+
+class MalformedResponse(ProviderError):
+    """The body is not JSON, or its shape changed: never retried, counts against health."""
+
+
+class CircuitOpenError(ProviderError):
+    """The provider's circuit breaker is open: skipped without a request."""
+
+    counts_against_health = False
+
+
+@runtime_checkable
+class SpotPriceProvider(Protocol):
+    """Latest quote per symbol (:data:`SPOT_SCHEMA`); symbols it cannot quote are absent."""
+
+    name: str
+
+    def fetch_spot(self, symbols: Sequence[str]) -> pl.DataFrame: ...
+
+
+@runtime_checkable
+class DexSnapshotProvider(Protocol):
+    """Snapshots of DEX pairs given as ``chainId/pairAddress`` (:data:`DEX_SCHEMA`)."""
+
+    name: str
+
+    def fetch_dex(self, pairs: Sequence[str]) -> pl.DataFrame: ...
 
 
 @runtime_checkable

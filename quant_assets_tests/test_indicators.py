@@ -194,3 +194,183 @@ def test_no_look_ahead(x: np.ndarray, n: int, data: st.DataObject) -> None:
         assert full.shape == x.shape and cut.shape == (k,), name
         # exact equality, NaN positions included
         np.testing.assert_array_equal(cut, full[:k], err_msg=name)
+
+
+# ------------------------------------------------------------------------------------------
+# OHLCV indicators: parity with TA-Lib on every real candle file and on simulator data.
+# ------------------------------------------------------------------------------------------
+
+# Measured worst cases (see benchmarks/README_features.md): ~7e-12 absolute on 0-100 scales
+# (MFI's running sums in TA-Lib drift), ~1e-13 relative on price-scale outputs.
+PRICE_RTOL = 1e-9
+OSC_ATOL = 1e-9
+
+
+def _real_ohlcv() -> dict[str, dict[str, np.ndarray]]:
+    if not FREQTRADE_DIR.is_dir():
+        return {}
+    out = {}
+    for path in sorted(FREQTRADE_DIR.glob("*-[15]m.feather")):
+        frame = pl.read_ipc(path)
+        out[path.stem] = {c: frame[c].to_numpy().astype(np.float64) for c in ("open", "high", "low", "close", "volume")}
+    return out
+
+
+def _simulated_ohlcv() -> dict[str, dict[str, np.ndarray]]:
+    from datetime import date, timedelta
+
+    from quant_assets.providers.simulator import simulate_day
+
+    out = {}
+    for symbol, interval, days in (("BTC/USDT", "1h", 40), ("DOGE/USDT", "5m", 4), ("ETH/USDT", "1m", 1)):
+        frame = pl.concat(
+            simulate_day(symbol, date(2024, 3, 1) + timedelta(days=d), interval) for d in range(days)
+        ).sort("ts")
+        out[f"sim_{symbol}_{interval}"] = {
+            c: frame[c].to_numpy().astype(np.float64) for c in ("open", "high", "low", "close", "volume")
+        }
+    return out
+
+
+_REAL = _real_ohlcv()
+_SIM = _simulated_ohlcv()
+
+
+@pytest.fixture(scope="module", params=[*_SIM, *(_REAL or ["real_candles_absent"])])
+def ohlcv(request: pytest.FixtureRequest) -> dict[str, np.ndarray]:
+    if request.param == "real_candles_absent":
+        pytest.skip(f"freqtrade test data folder {FREQTRADE_DIR} is absent: no real-candle parity")
+    return {**_SIM, **_REAL}[request.param]
+
+
+def _parity_checks(d: dict[str, np.ndarray]):
+    h, lo, c, v = d["high"], d["low"], d["close"], d["volume"]
+    yield "TRANGE", ind.trange(h, lo, c), talib.TRANGE(h, lo, c), PRICE_RTOL, 0.0
+    yield "ATR", ind.atr(h, lo, c, 14), talib.ATR(h, lo, c, 14), PRICE_RTOL, 0.0
+    for fast, slow, sig in ((12, 26, 9), (8, 17, 9)):
+        for name, ours, ref in zip(("MACD", "MACD_SIGNAL", "MACD_HIST"), ind.macd(c, fast, slow, sig),
+                                   talib.MACD(c, fast, slow, sig), strict=True):
+            # the histogram is a small difference of two price-scale numbers: compare on price scale
+            yield f"{name}_{fast}_{slow}_{sig}", ours, ref, 0.0, PRICE_RTOL * float(np.abs(c).max())
+    for name, ours, ref in zip(("BB_UPPER", "BB_MIDDLE", "BB_LOWER"), ind.bbands(c, 20, 2.0, 2.0),
+                               talib.BBANDS(c, 20, 2.0, 2.0, 0), strict=True):
+        yield name, ours, ref, PRICE_RTOL, 0.0
+    for name, ours, ref in zip(("STOCH_K", "STOCH_D"), ind.stoch(h, lo, c, 14, 3, 3),
+                               talib.STOCH(h, lo, c, 14, 3, 0, 3, 0), strict=True):
+        yield name, ours, ref, 0.0, OSC_ATOL
+    adx, pdi, mdi = ind.dmi(h, lo, c, 14)
+    yield "ADX", adx, talib.ADX(h, lo, c, 14), 0.0, OSC_ATOL
+    yield "PLUS_DI", pdi, talib.PLUS_DI(h, lo, c, 14), 0.0, OSC_ATOL
+    yield "MINUS_DI", mdi, talib.MINUS_DI(h, lo, c, 14), 0.0, OSC_ATOL
+    yield "OBV", ind.obv(c, v), talib.OBV(c, v), PRICE_RTOL, PRICE_RTOL * float(v.sum())
+    yield "MFI", ind.mfi(h, lo, c, v, 14), talib.MFI(h, lo, c, v, 14), 0.0, OSC_ATOL
+    for n in (7, 14, 21):
+        yield f"RSI_{n}", ind.rsi(c, n), talib.RSI(c, n), 0.0, RSI_ATOL
+    for n in (9, 10, 21, 50, 200):
+        yield f"EMA_{n}", ind.ema(c, n), talib.EMA(c, n), MA_RTOL, 0.0
+
+
+def test_ohlcv_indicators_match_talib(ohlcv: dict[str, np.ndarray]) -> None:
+    """Same NaN pattern (so the same first valid index) and values within the tolerances."""
+    for name, ours, ref, rtol, atol in _parity_checks(ohlcv):
+        assert ours.dtype == np.float64 and ours.shape == ref.shape, name
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref), err_msg=f"{name}: warm-up differs")
+        np.testing.assert_allclose(ours, ref, rtol=rtol, atol=atol, equal_nan=True, err_msg=name)
+
+
+def test_first_valid_indices_follow_talib_lookbacks() -> None:
+    d = _SIM["sim_BTC/USDT_1h"]
+    h, lo, c, v = d["high"], d["low"], d["close"], d["volume"]
+    assert _first_valid(ind.atr(h, lo, c, 14)) == 14
+    assert _first_valid(ind.macd(c)[0]) == 33
+    assert _first_valid(ind.macd(c, 8, 17, 9)[2]) == 24
+    assert _first_valid(ind.stoch(h, lo, c)[0]) == 17
+    assert _first_valid(ind.dmi(h, lo, c)[0]) == 27 and _first_valid(ind.dmi(h, lo, c)[1]) == 14
+    assert _first_valid(ind.bbands(c)[0]) == 19
+    assert _first_valid(ind.mfi(h, lo, c, v)) == 14
+    assert _first_valid(ind.obv(c, v)) == 0
+
+
+def test_flat_series_conventions_match_talib() -> None:
+    """Flat prices: RSI, stochastic, ADX/DI and MFI are 0 as in TA-Lib; bands collapse."""
+    n = 60
+    flat = np.full(n, 2.5)
+    vol = np.full(n, 10.0)
+    for name, ours, ref, rtol, atol in _parity_checks(
+        {"open": flat, "high": flat, "low": flat, "close": flat, "volume": vol}
+    ):
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref), err_msg=name)
+        np.testing.assert_allclose(ours, ref, rtol=rtol, atol=max(atol, 1e-12), equal_nan=True, err_msg=name)
+    assert np.all(ind.stoch(flat, flat, flat)[0][17:] == 0.0)
+    assert np.all(ind.dmi(flat, flat, flat)[0][27:] == 0.0)
+
+
+def test_adx_holds_through_a_flat_stretch_like_talib() -> None:
+    """Bars with zero true range (a flat stretch after movement) leave ADX unchanged, as TA-Lib does."""
+    rng = np.random.default_rng(5)
+    c = np.concatenate([[1.0], np.full(40, 1.0), 1.0 + np.cumsum(rng.normal(0, 0.01, 60)), np.full(700, 2.0)])
+    h, lo = c.copy(), c.copy()
+    adx = ind.dmi(h, lo, c, 14)[0]
+    assert adx[-1] == adx[-100] > 0  # the smoothed TR fell below TA-Lib's epsilon: ADX holds
+    for ours, ref in zip(ind.dmi(h, lo, c, 14), (talib.ADX(h, lo, c, 14), talib.PLUS_DI(h, lo, c, 14),
+                                                 talib.MINUS_DI(h, lo, c, 14)), strict=True):
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(ref))
+        np.testing.assert_allclose(ours, ref, atol=OSC_ATOL, equal_nan=True)
+
+
+def test_ohlcv_indicators_reject_nan() -> None:
+    d = _SIM["sim_BTC/USDT_1h"]
+    h = d["high"].copy()
+    h[50] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        ind.atr(h, d["low"], d["close"])
+    with pytest.raises(ValueError, match="same length"):
+        ind.obv(d["close"], d["volume"][:-1])
+
+
+_bars_strategy = st.integers(min_value=0, max_value=90).flatmap(
+    lambda n: st.tuples(
+        arrays(np.float64, n, elements=st.floats(min_value=0.5, max_value=2.0)),
+        arrays(np.float64, n, elements=st.floats(min_value=0.0, max_value=0.2)),
+        arrays(np.float64, n, elements=st.floats(min_value=0.0, max_value=0.2)),
+        arrays(np.float64, n, elements=st.floats(min_value=0.0, max_value=1.0)),
+        arrays(np.float64, n, elements=st.floats(min_value=0.0, max_value=1e4)),
+    )
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(parts=_bars_strategy, data=st.data())
+def test_ohlcv_indicators_no_look_ahead(parts, data: st.DataObject) -> None:
+    mid, up, down, pos, v = parts
+    h, lo = mid + up, mid - down
+    c = lo + pos * (h - lo)
+    k = data.draw(st.integers(min_value=0, max_value=mid.size), label="k")
+    funcs = {
+        "atr": lambda s: [ind.atr(h[s], lo[s], c[s], 5)],
+        "macd": lambda s: list(ind.macd(c[s], 3, 7, 4)),
+        "bbands": lambda s: list(ind.bbands(c[s], 6)),
+        "stoch": lambda s: list(ind.stoch(h[s], lo[s], c[s], 5, 3, 2)),
+        "dmi": lambda s: list(ind.dmi(h[s], lo[s], c[s], 4)),
+        "obv": lambda s: [ind.obv(c[s], v[s])],
+        "mfi": lambda s: [ind.mfi(h[s], lo[s], c[s], v[s], 5)],
+    }
+    for name, f in funcs.items():
+        for full, cut in zip(f(slice(None)), f(slice(0, k)), strict=True):
+            np.testing.assert_array_equal(cut, full[:k], err_msg=name)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 14, 15])
+def test_rolling_max_min_match_windows_and_talib(n: int) -> None:
+    x = _random_walk(300, seed=n)
+    for size in (0, 1, n - 1, n, 300):
+        a = x[:size]
+        expected_max, expected_min = np.full(size, np.nan), np.full(size, np.nan)
+        if size >= n:
+            view = np.lib.stride_tricks.sliding_window_view(a, n)
+            expected_max[n - 1 :], expected_min[n - 1 :] = view.max(axis=1), view.min(axis=1)
+        np.testing.assert_array_equal(ind.rolling_max(a, n), expected_max)
+        np.testing.assert_array_equal(ind.rolling_min(a, n), expected_min)
+    if n > 1:
+        np.testing.assert_array_equal(ind.rolling_max(x, n), talib.MAX(x, n))
+        np.testing.assert_array_equal(ind.rolling_min(x, n), talib.MIN(x, n))

@@ -1,13 +1,19 @@
--- check: features_{feature_interval}_finite
--- asset: features_{feature_interval}
+-- check: features_{interval}_finite
+-- asset: features_{interval}
 -- severity: ERROR
--- description: Every feature value is either NULL (before its warm-up) or finite, and RSI lies in [0, 100].
-WITH window_rows AS (
-    SELECT * FROM {{ ref('features_{feature_interval}') }} WHERE ts >= $window_start AND ts < $window_end
-),
-healthy AS (
-    SELECT * FROM window_rows
-    WHERE (COLUMNS(* EXCLUDE (symbol, ts)) IS NULL OR isfinite(COLUMNS(* EXCLUDE (symbol, ts))))
-      AND (COLUMNS('^rsi_') IS NULL OR COLUMNS('^rsi_') BETWEEN 0 AND 100)
+-- for_each: bar_intervals
+-- description: Every feature value is either NULL (before its warm-up, or undefined) or finite; oscillators (RSI, MFI, stochastic, ADX, +DI/-DI, also when joined from a higher interval) lie in [0, 100]; volatilities, ATR, dollar volume and Amihud are >= 0; correlations lie in [-1, 1]. Works for any catalogue: the row is unpivoted to (feature, value).
+WITH long AS (
+    UNPIVOT (
+        SELECT * FROM {{ ref('features_{interval}') }} WHERE ts >= $window_start AND ts < $window_end
+    )
+    ON COLUMNS(lambda c: c NOT IN ('symbol', 'ts') AND NOT ends_with(c, '_outlier'))
+    INTO NAME feature VALUE value
 )
-SELECT * FROM window_rows EXCEPT SELECT * FROM healthy
+SELECT symbol, ts, feature, value
+FROM long
+WHERE NOT isfinite(value)
+   OR (regexp_matches(feature, '^(htf_[0-9]+[mhd]_)?(rsi|mfi|stoch_k|stoch_d|adx|plus_di|minus_di)_[0-9_]+$')
+       AND NOT value BETWEEN 0 AND 100)
+   OR (regexp_matches(feature, '^(htf_[0-9]+[mhd]_)?(vol_[a-z]+|atr|dollar_volume|amihud)_[0-9]+$') AND value < 0)
+   OR (regexp_matches(feature, '^(htf_[0-9]+[mhd]_)?corr_[0-9]+$') AND NOT value BETWEEN -1 AND 1)

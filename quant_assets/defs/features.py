@@ -1,4 +1,12 @@
-"""Features: per-symbol indicators on the configured bar interval (core in ``quant.features``)."""
+"""Features: one ``features_<interval>`` table per configured bar interval (core in ``quant.features``).
+
+Every column comes from the feature catalogue (``quant_assets/feature_catalogue.yaml`` or the
+file ``features.catalogue`` names), plus the EMAs/RSIs/volatility the ``features`` settings
+ask for (signals need ``ema_<n>`` for every ``features.ema_spans``). A partition is computed
+from each symbol's full bar history up to the window's end, so recursive indicators (EMA,
+Wilder smoothing, OBV) never restart at a partition boundary and day-by-day builds equal a
+full-history build. Higher-interval features are joined once their bar has closed.
+"""
 
 
 import dagster as dg
@@ -6,7 +14,8 @@ import polars as pl
 
 from quant_assets.config import INTERVAL_MINUTES, Settings
 from quant_assets.partitions import daily_partitions, window_of
-from quant_assets.quant.features import compute_features
+from quant_assets.quant.feature_catalogue import Catalogue, load_catalogue
+from quant_assets.quant.features import compute_feature_table, join_higher_interval
 from quant_assets.resources.duckdb import QuantDuckDB
 from quant_assets.resources.tables import (
     ident,
@@ -14,7 +23,10 @@ from quant_assets.resources.tables import (
     query_frame,
     record_partition_hashes,
     replace_window,
+    table_columns,
 )
+
+_DUCK_TYPES = {pl.Float64: "DOUBLE", pl.Boolean: "BOOLEAN"}
 
 
 def bars_per_year(interval: str) -> float:
@@ -22,54 +34,159 @@ def bars_per_year(interval: str) -> float:
     return 365 * 1440 / INTERVAL_MINUTES[interval]
 
 
-def build_features(settings: Settings) -> dg.AssetsDefinition:
+def feature_catalogue(settings: Settings) -> Catalogue:
+    """The catalogue the settings select, with the settings' EMAs, RSIs and volatility ensured."""
     cfg = settings.features
-    table, bars = f"features_{cfg.interval}", f"bars_{cfg.interval}"
-    params = {
-        "ema_spans": cfg.ema_spans, "rsi_periods": cfg.rsi_periods, "vol_window": cfg.vol_window,
-        "bars_per_year": bars_per_year(cfg.interval),
-    }
+    return load_catalogue(cfg.catalogue or None).ensure(cfg.ema_spans, cfg.rsi_periods, cfg.vol_window)
+
+
+def higher_intervals(settings: Settings, interval: str) -> list[str]:
+    """Configured bar intervals longer than ``interval`` whose bars align with it."""
+    minutes = INTERVAL_MINUTES[interval]
+    return [
+        i for i in settings.bar_intervals
+        if INTERVAL_MINUTES[i] > minutes and INTERVAL_MINUTES[i] % minutes == 0
+    ]
+
+
+def _exists(conn, table: str) -> bool:
+    """Whether ``table`` exists (result fully fetched: DuckDB 2 refuses work on a half-read result)."""
+    rows = conn.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
+    ).fetchall()
+    return bool(rows[0][0])
+
+
+def feature_hashes(conn, table: str, start, end, catalogue_hash: str) -> int:
+    """Store SHA-256 per (symbol, day) over the symbol's rows of that day (ts order, every column)."""
+    conn.execute(
+        "DELETE FROM feature_hashes WHERE table_name = ? AND partition_key >= ? AND partition_key < ?",
+        [table, start.strftime("%Y-%m-%d"), end.strftime("%Y-%m-%d")],
+    ).fetchall()
+    conn.execute(
+        f"""
+        INSERT INTO feature_hashes
+        SELECT ?, symbol, strftime(CAST(ts AS DATE), '%Y-%m-%d'), count(*),
+               sha256(string_agg(CAST(t AS VARCHAR), chr(10) ORDER BY ts)), ?
+        FROM {ident(table)} AS t WHERE ts >= ? AND ts < ?
+        GROUP BY ALL
+        """,
+        [table, catalogue_hash, start, end],
+    ).fetchall()
+    return conn.execute(
+        "SELECT count(*) FROM feature_hashes WHERE table_name = ? AND partition_key >= ? AND partition_key < ?",
+        [table, start.strftime("%Y-%m-%d"), end.strftime("%Y-%m-%d")],
+    ).fetchall()[0][0]
+
+
+def _evolve_schema(conn, table: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """Add columns the catalogue gained (NULL in earlier partitions) and order ``frame`` like the table.
+
+    A column the catalogue dropped is an error: the stored partitions would mean something else.
+    """
+    if not _exists(conn, table):
+        return frame
+    existing = table_columns(conn, table)
+    gone = [c for c in existing if c not in frame.columns]
+    if gone:
+        raise RuntimeError(
+            f"table {table} has column(s) {gone} the feature catalogue no longer produces; "
+            f"drop {table} and re-materialize"
+        )
+    for col in frame.columns:
+        if col not in existing:
+            conn.execute(f"ALTER TABLE {ident(table)} ADD COLUMN {ident(col)} {_DUCK_TYPES[frame.schema[col]]}").fetchall()
+            existing.append(col)
+    return frame.select(existing)
+
+
+def build_feature_asset(settings: Settings, interval: str, catalogue: Catalogue) -> dg.AssetsDefinition:
+    table, bars = f"features_{interval}", f"bars_{interval}"
+    higher = higher_intervals(settings, interval)
+    per_year = bars_per_year(interval)
+    symbols = list(settings.symbols)
+    read_symbols = [*symbols, *([catalogue.market_symbol] if catalogue.market_symbol not in symbols else [])]
+    catalogue_hash = catalogue.fingerprint()
+    joined = [f"htf_{h}_{c}" for h in higher for c in catalogue.higher_interval_features]
+    families = sorted({s.family for s in catalogue.features})
 
     @dg.asset(
         name=table,
         group_name="features",
         description=(
-            f"Per-symbol features on {cfg.interval} bars, keyed by (symbol, ts): log return, EMAs "
-            f"{list(cfg.ema_spans)} (TA-Lib convention, SMA seed), RSI {list(cfg.rsi_periods)} (Wilder), "
-            f"close-to-close volatility over {cfg.vol_window} bars annualised with 365 days. NULL "
-            "before warm-up. Each partition is computed from the symbol's full history up to the "
-            "window's end, so day-by-day builds equal a full-history build."
+            f"Feature store on {interval} bars, keyed by (symbol, ts): {len(catalogue.columns)} catalogue "
+            f"features ({', '.join(families)}; TA-Lib definitions and warm-ups, NULL before warm-up), "
+            f"{len(catalogue.flag_columns)} outlier flags"
+            + (f", and {', '.join(catalogue.higher_interval_features)} of {', '.join(higher)} bars "
+               "joined once those bars have closed" if joined else "")
+            + f". Beta/correlation against {catalogue.market_symbol}. Volatilities annualised with 365 "
+            "days. Each partition is computed from the symbol's full history up to the window's end, "
+            "so day-by-day builds equal a full-history build; a SHA-256 per (symbol, day) goes to "
+            "feature_hashes."
         ),
-        deps=[bars],
+        deps=[bars, *(f"features_{h}" for h in higher)],
         partitions_def=daily_partitions(settings),
         backfill_policy=dg.BackfillPolicy.single_run(),
         kinds={"python", "polars", "duckdb"},
         pool="duckdb",
-        metadata={"table": table, "parameters": dg.MetadataValue.json(
-            {k: list(v) if isinstance(v, tuple) else v for k, v in params.items()})},
+        code_version=catalogue_hash[:16],
+        metadata={
+            "table": table,
+            "catalogue": catalogue.source,
+            "catalogue_hash": catalogue_hash,
+            "columns": dg.MetadataValue.json([*catalogue.columns, *catalogue.flag_columns, *joined]),
+        },
     )
     def features(context: dg.AssetExecutionContext, duckdb: QuantDuckDB) -> dg.MaterializeResult:
         start, end = window_of(context)
         with duckdb.connect() as conn:
             history = query_frame(conn,
-                f"SELECT symbol, ts, close FROM {ident(bars)} WHERE ts < ? AND list_contains(?, symbol)",
-                [end, list(settings.symbols)],
+                "SELECT symbol, ts, open, high, low, close, volume, quote_volume "
+                f"FROM {ident(bars)} WHERE ts < ? AND list_contains(?, symbol) ORDER BY symbol, ts",
+                [end, read_symbols],
             )
-            frame = compute_features(
-                history, cfg.ema_spans, cfg.rsi_periods, cfg.vol_window, params["bars_per_year"]
-            ).filter((pl.col("ts") >= start) & (pl.col("ts") < end))
+            frame = compute_feature_table(history, catalogue, per_year).filter(
+                (pl.col("ts") >= start) & (pl.col("ts") < end) & pl.col("symbol").is_in(symbols)
+            )
+            for h in higher:
+                step = INTERVAL_MINUTES[h]
+                cols = list(catalogue.higher_interval_features)
+                upper = f"features_{h}"
+                if _exists(conn, upper):
+                    rows = query_frame(conn,
+                        f"SELECT symbol, ts, {', '.join(ident(c) for c in cols)} FROM {ident(upper)} "
+                        "WHERE ts >= ? - to_minutes(CAST(? AS BIGINT)) AND ts < ?",
+                        [start, 2 * step, end],
+                    )
+                else:
+                    rows = pl.DataFrame(schema={"symbol": pl.Utf8, "ts": frame.schema["ts"],
+                                                **dict.fromkeys(cols, pl.Float64)})
+                frame = join_higher_interval(frame, rows, h, step, cols)
+            frame = _evolve_schema(conn, table, frame)
             replace_window(conn, table, frame, start, end)
-            hashes = record_partition_hashes(conn, table, table, start, end, ("symbol", "ts"), params)
+            hashes = record_partition_hashes(
+                conn, table, table, start, end, ("symbol", "ts"), {"catalogue": catalogue_hash, "interval": interval}
+            )
+            n_hashes = feature_hashes(conn, table, start, end, catalogue_hash)
         nulls = {c: n for c, n in zip(frame.columns, frame.null_count().row(0), strict=True) if n}
+        flagged = {c: int(frame[c].sum() or 0) for c in catalogue.flag_columns if c in frame.columns}
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": frame.height,
                 "window": f"[{start.isoformat()}, {end.isoformat()})",
                 "partitions": len(hashes),
+                "feature_hashes": n_hashes,
                 "history_rows_read": history.height,
                 "null_counts": dg.MetadataValue.json(nulls),
-                "preview": dg.MetadataValue.md(preview_markdown(frame.tail(10))),
+                "outliers_flagged": dg.MetadataValue.json(flagged),
+                "preview": dg.MetadataValue.md(preview_markdown(frame.select(frame.columns[:12]).tail(10))),
             }
         )
 
     return features
+
+
+def build_features(settings: Settings) -> list[dg.AssetsDefinition]:
+    """One features asset per configured bar interval, sharing one catalogue."""
+    catalogue = feature_catalogue(settings)
+    return [build_feature_asset(settings, interval, catalogue) for interval in settings.bar_intervals]

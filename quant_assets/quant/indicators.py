@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
 from scipy.signal import lfilter
 
 __all__ = [
@@ -94,6 +95,11 @@ def _window_sums(x: FloatArray, n: int) -> FloatArray:
     return acc
 
 
+def _seed_sum(values: FloatArray) -> float:
+    """Correctly rounded sum of a short seed window (``math.fsum``): no loop over the window."""
+    return math.fsum(values.tolist())
+
+
 def sma(x: ArrayLike, n: int) -> FloatArray:
     """Simple moving average over ``n`` bars (TA-Lib ``SMA``).
 
@@ -125,7 +131,7 @@ def ema(x: ArrayLike, n: int) -> FloatArray:
     if seed_idx >= arr.size:
         return out
     alpha = 2.0 / (n + 1.0)
-    seed = _window_sums(arr[start : seed_idx + 1], n)[0] / n
+    seed = _seed_sum(arr[start : seed_idx + 1]) / n
     out[seed_idx] = seed
     tail = arr[seed_idx + 1 :]
     if tail.size:
@@ -141,7 +147,7 @@ def _wilder(values: FloatArray, n: int) -> FloatArray:
     Returns ``len(values) - n + 1`` values: index 0 is the seed, then
     ``s[i] = s[i-1] + (v - s[i-1]) / n``. ``values`` must hold at least ``n`` items.
     """
-    seed = _window_sums(values[:n], n)[0] / n
+    seed = _seed_sum(values[:n]) / n
     decay = (n - 1.0) / n
     rest = values[n:]
     out = np.empty(rest.size + 1, dtype=np.float64)
@@ -228,3 +234,299 @@ def realized_vol(close: ArrayLike, n: int, bars_per_year: float) -> FloatArray:
     if not (math.isfinite(bars_per_year) and bars_per_year > 0):
         raise ValueError(f"bars_per_year must be a positive finite number, got {bars_per_year}")
     return rolling_std(log_returns(close), n, ddof=1) * math.sqrt(bars_per_year)
+
+
+# --------------------------------------------------------------------------------------------
+# OHLCV indicators (TA-Lib parity). Inputs must be gap-free: no NaN anywhere (``ValueError``).
+# First valid indices below assume the series starts at index 0.
+# --------------------------------------------------------------------------------------------
+
+
+def _ohlcv(**arrays: ArrayLike) -> list[FloatArray]:
+    """Validate equally long, NaN-free 1-D float64 arrays."""
+    out = [_as_1d(a, name) for name, a in arrays.items()]
+    sizes = {a.size for a in out}
+    if len(sizes) > 1:
+        raise ValueError(f"{', '.join(arrays)} must have the same length, got {sorted(sizes)}")
+    for name, a in zip(arrays, out, strict=True):
+        if np.isnan(a).any():
+            raise ValueError(f"{name} contains NaN; OHLCV indicators need a gap-free series")
+    return out
+
+
+def rolling_sum(x: ArrayLike, n: int) -> FloatArray:
+    """Sum of the last ``n`` values, valid from index ``n - 1`` (NaN before; a NaN poisons its windows)."""
+    arr = _as_1d(x, "x")
+    n = _check_period(n)
+    out = np.full(arr.size, np.nan)
+    if arr.size >= n:
+        out[n - 1 :] = _window_sums(arr, n)
+    return out
+
+
+def _trailing(filter1d, arr: FloatArray, n: int) -> FloatArray:
+    """Trailing-window ``filter1d`` values for windows ending at ``n - 1 .. len - 1``.
+
+    scipy's filters centre the window (``[i - n//2, i + (n-1)//2]``); the window ending at ``t``
+    is the one centred at ``t - (n-1)//2``, which never reaches past the array's end.
+    """
+    centred = filter1d(arr, size=n, mode="nearest")
+    shift = (n - 1) // 2
+    return centred[n - 1 - shift : arr.size - shift]
+
+
+def rolling_max(x: ArrayLike, n: int) -> FloatArray:
+    """Highest of the last ``n`` values (TA-Lib ``MAX``), valid from index ``n - 1``."""
+    arr = _as_1d(x, "x")
+    n = _check_period(n)
+    out = np.full(arr.size, np.nan)
+    if arr.size >= n:
+        out[n - 1 :] = _trailing(maximum_filter1d, arr, n)
+    return out
+
+
+def rolling_min(x: ArrayLike, n: int) -> FloatArray:
+    """Lowest of the last ``n`` values (TA-Lib ``MIN``), valid from index ``n - 1``."""
+    arr = _as_1d(x, "x")
+    n = _check_period(n)
+    out = np.full(arr.size, np.nan)
+    if arr.size >= n:
+        out[n - 1 :] = _trailing(minimum_filter1d, arr, n)
+    return out
+
+
+def _ema_seeded_at(x: FloatArray, n: int, seed_idx: int) -> FloatArray:
+    """EMA (``alpha = 2/(n+1)``) whose first value, at ``seed_idx``, is the SMA of ``x[seed_idx-n+1..seed_idx]``.
+
+    This is TA-Lib's ``TA_INT_EMA`` started late, as MACD does for its fast line.
+    """
+    out = np.full(x.size, np.nan)
+    if seed_idx >= x.size or seed_idx < n - 1:
+        return out
+    alpha = 2.0 / (n + 1.0)
+    seed = _seed_sum(x[seed_idx - n + 1 : seed_idx + 1]) / n
+    out[seed_idx] = seed
+    tail = x[seed_idx + 1 :]
+    if tail.size:
+        out[seed_idx + 1 :] = lfilter([alpha], [1.0, -(1.0 - alpha)], tail, zi=[(1.0 - alpha) * seed])[0]
+    return out
+
+
+def macd(
+    close: ArrayLike, fast: int = 12, slow: int = 26, signal: int = 9
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """MACD line, signal line and histogram (TA-Lib ``MACD``), in price units.
+
+    TA-Lib convention, reproduced exactly: both EMAs are seeded at the same bar,
+    ``slow - 1``, each with the SMA of its own last ``n`` closes there (so the fast EMA is
+    *not* the stand-alone ``EMA(fast)``); ``macd = ema_fast - ema_slow``; ``signal`` is the
+    ``EMA(signal)`` of ``macd`` seeded with the SMA of its first ``signal`` values;
+    ``hist = macd - signal``. All three are NaN before index ``slow + signal - 2``
+    (33 for 12/26/9), as TA-Lib returns them. ``fast`` and ``slow`` are swapped if given
+    the wrong way round, as TA-Lib does.
+    """
+    (c,) = _ohlcv(close=close)
+    fast, slow, signal = _check_period(fast, "fast"), _check_period(slow, "slow"), _check_period(signal, "signal")
+    if slow < fast:
+        fast, slow = slow, fast
+    nan = np.full(c.size, np.nan)
+    start = slow - 1
+    first = start + signal - 1
+    if first >= c.size:
+        return nan, nan.copy(), nan.copy()
+    line = _ema_seeded_at(c, fast, start) - _ema_seeded_at(c, slow, start)
+    sig = np.full(c.size, np.nan)
+    sig[start:] = ema(line[start:], signal)
+    line[:first] = np.nan
+    return line, sig, line - sig
+
+
+def bbands(
+    close: ArrayLike, n: int = 20, k_up: float = 2.0, k_down: float = 2.0
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Bollinger Bands ``(upper, middle, lower)`` (TA-Lib ``BBANDS`` with ``matype=SMA``).
+
+    ``middle = SMA(n)``, ``upper/lower = middle +/- k * sigma`` with ``sigma`` the
+    *population* standard deviation (ddof 0) of the same ``n`` closes, computed two-pass
+    (TA-Lib uses running sums of ``x`` and ``x^2``: same definition, less cancellation here).
+    Valid from index ``n - 1``. Price units.
+    """
+    (c,) = _ohlcv(close=close)
+    n = _check_period(n)
+    middle = sma(c, n)
+    sd = np.full(c.size, np.nan)
+    m = c.size - n + 1
+    if m > 0:
+        mean = middle[n - 1 :]
+        ss = np.zeros(m)
+        for k in range(n):  # loop over the window offset, vectorised over bars
+            dev = c[k : k + m] - mean
+            dev *= dev
+            ss += dev
+        sd[n - 1 :] = np.sqrt(ss / n)
+    return middle + k_up * sd, middle, middle - k_down * sd
+
+
+def trange(high: ArrayLike, low: ArrayLike, close: ArrayLike) -> FloatArray:
+    """True range (TA-Lib ``TRANGE``): ``max(h - l, |h - c[t-1]|, |l - c[t-1]|)``; NaN at index 0."""
+    h, lo, c = _ohlcv(high=high, low=low, close=close)
+    out = np.full(h.size, np.nan)
+    if h.size > 1:
+        prev = c[:-1]
+        out[1:] = np.maximum(np.maximum(h[1:] - lo[1:], np.abs(h[1:] - prev)), np.abs(lo[1:] - prev))
+    return out
+
+
+def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -> FloatArray:
+    """Average true range (TA-Lib ``ATR``), price units.
+
+    Wilder smoothing (``alpha = 1/n``) of :func:`trange` seeded with the SMA of the first ``n``
+    true ranges (bars ``1..n``); first valid index ``n``.
+    """
+    tr = trange(high, low, close)
+    n = _check_period(n)
+    out = np.full(tr.size, np.nan)
+    if tr.size > n:
+        out[n:] = _wilder(tr[1:], n)
+    return out
+
+
+def _directional_movement(h: FloatArray, lo: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """``+DM`` and ``-DM`` per bar (index ``t`` for ``t >= 1``), TA-Lib's rule."""
+    diff_p = h[1:] - h[:-1]
+    diff_m = lo[:-1] - lo[1:]
+    plus = np.where((diff_p > 0) & (diff_p > diff_m), diff_p, 0.0)
+    minus = np.where((diff_m > 0) & (diff_p < diff_m), diff_m, 0.0)
+    return plus, minus
+
+
+def _wilder_sum(values: FloatArray, n: int) -> FloatArray:
+    """Wilder running *sum*: seed = sum of the first ``n - 1`` values, then ``s = s - s/n + v``.
+
+    Returns ``len(values) - n + 1`` values, the first at the ``n``-th input (TA-Lib's DM/TR smoothing).
+    """
+    seed = _seed_sum(values[: n - 1])
+    decay = (n - 1.0) / n
+    return lfilter([1.0], [1.0, -decay], values[n - 1 :], zi=[decay * seed])[0]
+
+
+def _safe_ratio(num: FloatArray, den: FloatArray) -> FloatArray:
+    """``100 * num / den``, 0 where ``den`` is 0 (as the TA-Lib C core 0.6+ does)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den == 0.0, 0.0, 100.0 * (num / den))
+
+
+def dmi(
+    high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``(adx, plus_di, minus_di)`` (TA-Lib ``ADX``, ``PLUS_DI``, ``MINUS_DI``), in [0, 100].
+
+    ``+DM``/``-DM``/true range are Wilder *sums* (seed = sum of the first ``n - 1`` values,
+    then ``s = s - s/n + x``); ``DI = 100 * DM / TR`` (0 when TR is 0), first valid index ``n``.
+    ``DX = 100 * |+DI - -DI| / (+DI + -DI)``; ``ADX`` is seeded with the mean of the first ``n``
+    DX values and Wilder-smoothed after; first valid index ``2n - 1``. As in TA-Lib, a bar
+    whose TR or DI sum is 0 adds 0 to the seed and leaves ``ADX`` unchanged afterwards.
+    """
+    h, lo, c = _ohlcv(high=high, low=low, close=close)
+    n = _check_period(n, minimum=2)
+    size = h.size
+    adx_out, p_out, m_out = (np.full(size, np.nan) for _ in range(3))
+    if size <= n:
+        return adx_out, p_out, m_out
+    plus_dm, minus_dm = _directional_movement(h, lo)
+    tr = trange(h, lo, c)[1:]
+    s_tr = _wilder_sum(tr, n)
+    s_p = _wilder_sum(plus_dm, n)
+    s_m = _wilder_sum(minus_dm, n)
+    tr_zero = s_tr == 0.0
+    p_di = _safe_ratio(s_p, s_tr)
+    m_di = _safe_ratio(s_m, s_tr)
+    p_out[n:], m_out[n:] = p_di, m_di
+    first_adx = 2 * n - 1
+    if size <= first_adx:
+        return adx_out, p_out, m_out
+    di_sum = p_di + m_di
+    skip = tr_zero | (di_sum == 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dx = np.where(skip, 0.0, 100.0 * (np.abs(m_di - p_di) / di_sum))
+    seed = _seed_sum(dx[:n]) / n
+    rest, rest_skip = dx[n:], skip[n:]
+    vals = np.empty(rest.size + 1)
+    vals[0] = seed
+    decay = (n - 1.0) / n
+    if rest.size and not rest_skip.any():
+        vals[1:] = lfilter([1.0 / n], [1.0, -decay], rest, zi=[decay * seed])[0]
+    elif rest.size:
+        # Rare: runs of skipped bars hold ADX. One lfilter per run of updating bars.
+        edges = np.flatnonzero(np.diff(np.concatenate([[True], rest_skip, [True]]).astype(np.int8)))
+        prev, pos = seed, 0
+        for lo_i, hi_i in zip(edges[::2], edges[1::2], strict=True):
+            vals[1 + pos : 1 + lo_i] = prev
+            seg = lfilter([1.0 / n], [1.0, -decay], rest[lo_i:hi_i], zi=[decay * prev])[0]
+            vals[1 + lo_i : 1 + hi_i] = seg
+            prev, pos = seg[-1], hi_i
+        vals[1 + pos :] = prev
+    adx_out[first_adx:] = vals
+    return adx_out, p_out, m_out
+
+
+def stoch(
+    high: ArrayLike, low: ArrayLike, close: ArrayLike, fastk: int = 14, slowk: int = 3, slowd: int = 3
+) -> tuple[FloatArray, FloatArray]:
+    """Slow stochastic ``(slow_k, slow_d)`` in [0, 100] (TA-Lib ``STOCH``, SMA smoothing).
+
+    ``fast_k = 100 * (c - LL) / (HH - LL)`` over ``fastk`` bars (0 when ``HH == LL``);
+    ``slow_k = SMA(fast_k, slowk)``; ``slow_d = SMA(slow_k, slowd)``. Both outputs start at
+    index ``fastk + slowk + slowd - 3`` (17 for 14/3/3), as TA-Lib aligns them.
+    """
+    h, lo, c = _ohlcv(high=high, low=low, close=close)
+    fastk, slowk, slowd = (_check_period(v, name) for v, name in ((fastk, "fastk"), (slowk, "slowk"), (slowd, "slowd")))
+    hh, ll = rolling_max(h, fastk), rolling_min(lo, fastk)
+    diff = (hh - ll) / 100.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fast = np.where(diff != 0.0, (c - ll) / diff, 0.0)
+    fast[: fastk - 1] = np.nan
+    k = sma(fast, slowk)
+    d = sma(k, slowd)
+    first = fastk + slowk + slowd - 3
+    k[: min(first, k.size)] = np.nan
+    return k, d
+
+
+def obv(close: ArrayLike, volume: ArrayLike) -> FloatArray:
+    """On-balance volume (TA-Lib ``OBV``), volume units: ``obv[0] = volume[0]``, then
+    ``+volume`` on an up close, ``-volume`` on a down close, unchanged on an equal close.
+    Cumulative from the first bar given, so its level depends on where history starts."""
+    c, v = _ohlcv(close=close, volume=volume)
+    if c.size == 0:
+        return np.empty(0)
+    step = np.zeros(c.size)
+    step[0] = v[0]
+    step[1:] = np.sign(c[1:] - c[:-1]) * v[1:]
+    return np.cumsum(step)
+
+
+def mfi(high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike, n: int = 14) -> FloatArray:
+    """Money flow index in [0, 100] (TA-Lib ``MFI``).
+
+    Typical price ``tp = (h + l + c) / 3``; money flow ``tp * volume`` counts as positive
+    when ``tp`` rose, negative when it fell, neither when unchanged. ``MFI = 100 * pos / (pos + neg)``
+    over the last ``n`` flows; first valid index ``n``. As TA-Lib 0.6+ (the C core the
+    ``TA-Lib`` wheel ships): a change of ``tp`` within ``1e-14 * (|tp| + |tp_prev|)`` counts as
+    no change, and a window with no money flow at all (0/0) gives 0.
+    """
+    h, lo, c, v = _ohlcv(high=high, low=low, close=close, volume=volume)
+    n = _check_period(n)
+    out = np.full(h.size, np.nan)
+    if h.size <= n:
+        return out
+    tp = (h + lo + c) / 3.0
+    d = tp[1:] - tp[:-1]
+    dead = np.abs(d) <= 1e-14 * (np.abs(tp[1:]) + np.abs(tp[:-1]))
+    flow = np.where(dead, 0.0, tp[1:] * v[1:])
+    pos = _window_sums(np.where(d < 0.0, 0.0, flow), n)
+    neg = _window_sums(np.where(d < 0.0, flow, 0.0), n)
+    total = pos + neg
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out[n:] = np.where(total <= 0.0, 0.0, 100.0 * (np.clip(pos, 0.0, total) / total))
+    return out

@@ -37,7 +37,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             table_name VARCHAR NOT NULL,
             partition_key VARCHAR NOT NULL,
             row_count BIGINT NOT NULL,
-            content_hash VARCHAR NOT NULL,    -- sha256 over the partition's rows in key order
+            content_hash VARCHAR NOT NULL,    -- multiset sha256 of the partition's rows (resources.tables)
             params_hash VARCHAR NOT NULL,     -- sha256 of the parameters that shaped the rows
             PRIMARY KEY (table_name, partition_key)
         )
@@ -104,6 +104,163 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             manifest_hash VARCHAR NOT NULL,
             manifest_path VARCHAR NOT NULL,
             PRIMARY KEY (experiment_id, fold)
+        )
+        """,
+    ),
+    (
+        10,
+        "provider_health",
+        """
+        CREATE TABLE provider_health (
+            provider_name VARCHAR NOT NULL PRIMARY KEY,
+            status VARCHAR NOT NULL CHECK (status IN ('OK', 'DEGRADED', 'DOWN')),
+            last_ok_at TIMESTAMP,             -- UTC, last successful call
+            fail_count INTEGER NOT NULL,      -- consecutive failed calls
+            disabled_until TIMESTAMP,         -- circuit breaker open until (UTC), else NULL
+            last_error VARCHAR,               -- one line, never a key
+            updated_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE provider_metrics (
+            provider_name VARCHAR NOT NULL PRIMARY KEY,
+            requests BIGINT NOT NULL,         -- HTTP requests (calls, for local providers) ever
+            successes BIGINT NOT NULL,
+            latency_ms_total DOUBLE NOT NULL,
+            recent_calls VARCHAR NOT NULL,    -- '1'/'0' per call, the last 100, oldest first
+            updated_at TIMESTAMP NOT NULL
+        )
+        """,
+    ),
+    (
+        11,
+        "ingestion_gaps",
+        """
+        CREATE TABLE ingestion_gaps (
+            kind VARCHAR NOT NULL,            -- candles, spot, dex
+            key VARCHAR NOT NULL,             -- symbol or chainId/pairAddress
+            window_start TIMESTAMP NOT NULL,
+            window_end TIMESTAMP NOT NULL,
+            reason VARCHAR NOT NULL,
+            recorded_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (kind, key, window_start)
+        )
+        """,
+    ),
+    (
+        12,
+        "polled_tables",
+        """
+        CREATE TABLE spot_quotes (
+            symbol VARCHAR NOT NULL,
+            ts TIMESTAMP NOT NULL,            -- the poll tick (UTC), on the polling grid
+            quote_ts TIMESTAMP NOT NULL,      -- when the source says the price was current
+            price DOUBLE NOT NULL CHECK (price > 0),
+            bid DOUBLE, ask DOUBLE,
+            provider VARCHAR NOT NULL,
+            fetched_at TIMESTAMP NOT NULL,
+            fetch_status VARCHAR NOT NULL CHECK (fetch_status IN ('OK', 'DEGRADED')),
+            error VARCHAR,
+            PRIMARY KEY (symbol, ts)
+        );
+        CREATE TABLE dex_snapshots (
+            pair VARCHAR NOT NULL,            -- chainId/pairAddress
+            ts TIMESTAMP NOT NULL,            -- the poll tick (UTC)
+            chain_id VARCHAR NOT NULL, pair_address VARCHAR NOT NULL, dex_id VARCHAR,
+            base_symbol VARCHAR, quote_symbol VARCHAR,
+            price_native DOUBLE NOT NULL CHECK (price_native > 0),
+            price_usd DOUBLE, liquidity_usd DOUBLE, volume_h24 DOUBLE, fdv DOUBLE,
+            txns_h24_buys BIGINT, txns_h24_sells BIGINT,
+            provider VARCHAR NOT NULL,
+            fetched_at TIMESTAMP NOT NULL,
+            fetch_status VARCHAR NOT NULL CHECK (fetch_status IN ('OK', 'DEGRADED')),
+            error VARCHAR,
+            PRIMARY KEY (pair, ts)
+        )
+        """,
+    ),
+    (
+        13,
+        "alternative_data",
+        """
+        CREATE TABLE fear_greed (
+            ts TIMESTAMP NOT NULL PRIMARY KEY, -- UTC day the index value is for
+            value INTEGER NOT NULL CHECK (value BETWEEN 0 AND 100),
+            classification VARCHAR NOT NULL,
+            provider VARCHAR NOT NULL,
+            fetched_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE funding_rates (
+            symbol VARCHAR NOT NULL,
+            ts TIMESTAMP NOT NULL,            -- funding time, UTC
+            funding_rate DOUBLE NOT NULL,
+            mark_price DOUBLE,
+            provider VARCHAR NOT NULL,
+            fetched_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (symbol, ts)
+        )
+        """,
+    ),
+    (
+        20,
+        "alerts",
+        """
+        CREATE TABLE alerts (
+            alert_id VARCHAR NOT NULL PRIMARY KEY,
+            alert_key VARCHAR NOT NULL,       -- what alerts, e.g. check:raw_candles:raw_candles_valid_ohlcv
+            source VARCHAR NOT NULL CHECK (source IN ('asset_check', 'run', 'provider')),
+            severity VARCHAR NOT NULL CHECK (severity IN ('WARN', 'ERROR', 'CRITICAL')),
+            status VARCHAR NOT NULL CHECK (status IN ('OPEN', 'RESOLVED')),
+            message VARCHAR NOT NULL,         -- the latest failing message
+            first_seen TIMESTAMP NOT NULL,    -- UTC
+            last_seen TIMESTAMP NOT NULL,     -- UTC, latest failing observation
+            occurrences INTEGER NOT NULL,     -- consecutive failing observations
+            resolved_at TIMESTAMP,
+            webhook_status VARCHAR NOT NULL,  -- latest delivery: SENT, FAILED, NOT_CONFIGURED, PENDING
+            telegram_status VARCHAR NOT NULL,
+            details VARCHAR                   -- JSON: run id, partition, metadata summary
+        );
+        CREATE TABLE alert_deliveries (
+            alert_id VARCHAR NOT NULL,
+            notification VARCHAR NOT NULL CHECK (notification IN ('OPENED', 'ESCALATED', 'RESOLVED')),
+            sink VARCHAR NOT NULL,
+            status VARCHAR NOT NULL CHECK (status IN ('SENT', 'FAILED', 'NOT_CONFIGURED', 'PENDING')),
+            attempts INTEGER NOT NULL,
+            error VARCHAR,                    -- redacted: never holds a URL or token
+            delivered_at TIMESTAMP NOT NULL,  -- UTC, of the latest attempt (or when queued)
+            PRIMARY KEY (alert_id, notification, sink)
+        )
+        """,
+    ),
+    (
+        40,
+        "feature_hashes",
+        """
+        CREATE TABLE feature_hashes (
+            table_name VARCHAR NOT NULL,      -- features_<interval>
+            symbol VARCHAR NOT NULL,
+            partition_key VARCHAR NOT NULL,   -- YYYY-MM-DD, the daily partition
+            row_count BIGINT NOT NULL,
+            feature_hash VARCHAR NOT NULL,    -- sha256 over the symbol's rows of the day, in ts order
+            catalogue_hash VARCHAR NOT NULL,  -- sha256 of the feature catalogue that produced them
+            PRIMARY KEY (table_name, symbol, partition_key)
+        )
+        """,
+    ),
+    (
+        30,
+        "raw_trades",
+        """
+        CREATE TABLE raw_trades (
+            symbol VARCHAR NOT NULL,
+            ts TIMESTAMP NOT NULL,            -- trade time, UTC, microseconds
+            trade_id VARCHAR NOT NULL,
+            side VARCHAR,                     -- buy / sell (taker side) where the source has it
+            price DOUBLE NOT NULL,            -- quote currency per unit of base
+            amount DOUBLE NOT NULL,           -- base-currency units
+            provider VARCHAR NOT NULL,
+            fetched_at TIMESTAMP NOT NULL,
+            fetch_status VARCHAR NOT NULL CHECK (fetch_status IN ('OK', 'DEGRADED')),
+            error VARCHAR,
+            PRIMARY KEY (symbol, trade_id)
         )
         """,
     ),

@@ -140,6 +140,10 @@ def build_backtest(settings: Settings) -> dg.AssetsDefinition:
             params = {"backtest": bt.__dict__, "interval": interval, "pairs": settings.signals.ema_pairs}
             record_partition_hashes(conn, "backtest_folds", "backtest_folds", start, end, ("fold",), params, "test_start")
             record_partition_hashes(conn, "backtest_pnl", "backtest_pnl", start, end, ("ts",), params)
+            history = query_frame(conn,
+                "SELECT CAST(ts AS DATE) AS day, sum(ln(1 + net_return)) AS log_return "
+                "FROM backtest_pnl WHERE ts < ? GROUP BY ALL ORDER BY day", [end],
+            )
         ok = folds_frame.filter(pl.col("status") == "OK")
         yield dg.MaterializeResult(
             asset_key="backtest_folds",
@@ -156,11 +160,50 @@ def build_backtest(settings: Settings) -> dg.AssetsDefinition:
             metadata={
                 "dagster/row_count": pnl_frame.height,
                 "oos_total_return": float((pnl_frame["net_return"] + 1).product() - 1) if pnl_frame.height else 0.0,
+                **equity_metadata(history),
                 "preview": dg.MetadataValue.md(preview_markdown(pnl_frame.tail(10))),
             },
         )
 
     return walk_forward_backtest
+
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float]) -> str:
+    """One character per value, scaled between the series' min and max."""
+    if not values:
+        return ""
+    lo, hi = min(values), max(values)
+    span = hi - lo or 1.0
+    return "".join(SPARK[min(len(SPARK) - 1, int((v - lo) / span * len(SPARK)))] for v in values)
+
+
+def equity_metadata(daily: pl.DataFrame, last: int = 30) -> dict[str, Any]:
+    """The out-of-sample equity curve up to this window's end, for the UI.
+
+    ``daily`` holds ``day`` and the day's summed log net return. Equity starts at 1.0 before
+    the first out-of-sample day; drawdown is 1 - equity / running peak. Numeric entries
+    (``equity_to_date``, ``max_drawdown_to_date``) are plotted by the UI across partitions.
+    """
+    if daily.is_empty():
+        return {"oos_days_to_date": 0}
+    curve = daily.with_columns(equity=pl.col("log_return").cum_sum().exp()).with_columns(
+        daily_return=pl.col("log_return").exp() - 1,
+        drawdown=1 - pl.col("equity") / pl.col("equity").cum_max().clip(lower_bound=1.0),
+    )
+    tail = curve.tail(last)
+    rows = ["| day | daily return | equity | drawdown |", "|---|---|---|---|"]
+    rows += [f"| {d} | {r:+.4%} | {e:.4f} | {dd:.2%} |"
+             for d, r, e, dd in tail.select("day", "daily_return", "equity", "drawdown").iter_rows()]
+    text = f"`{sparkline(tail['equity'].to_list())}` equity, last {tail.height} days\n\n" + "\n".join(rows)
+    return {
+        "oos_days_to_date": curve.height,
+        "equity_to_date": float(curve["equity"][-1]),
+        "max_drawdown_to_date": float(curve["drawdown"].max()),
+        "equity_curve": dg.MetadataValue.md(text),
+    }
 
 
 _FOLD_SCHEMA = {

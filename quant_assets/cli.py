@@ -122,15 +122,19 @@ def run_range(
 
     instance = DagsterInstance.get()
     job = defs.resolve_implicit_global_asset_job_def()
+    # One day runs as that partition, so its check results count for the day (automation reads
+    # them); longer ranges run as one single-run backfill.
+    tags = {"launched_by": "quant"}
+    if start == end:
+        tags["dagster/partition"] = start.isoformat()
+    else:
+        tags["dagster/asset_partition_range_start"] = start.isoformat()
+        tags["dagster/asset_partition_range_end"] = end.isoformat()
     began = time.perf_counter()
     result = job.execute_in_process(
         instance=instance,
         asset_selection=list(keys),
-        tags={
-            "dagster/asset_partition_range_start": start.isoformat(),
-            "dagster/asset_partition_range_end": end.isoformat(),
-            "launched_by": "quant",
-        },
+        tags=tags,
         run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
         raise_on_error=False,
     )
@@ -177,7 +181,7 @@ def _materialize(settings: "Settings", select: str, start: date, end: date) -> i
     keys = resolve_selection(defs, select)
     dagster_home()
     names = ", ".join(k.to_user_string() for k in keys)
-    print(f"materializing {names} for {start}..{end} ({(end - start).days + 1} partitions) as one run")
+    print(f"materializing {names} for {start}..{end} ({(end - start).days + 1} partition{'s' if end > start else ''}) as one run")
     outcome = run_range(defs, keys, start, end)
     _print_outcome("done", outcome)
     return 0 if outcome.success else 1
@@ -232,12 +236,13 @@ def _demo(settings: "Settings", days: int) -> int:
 
 
 def _ui(port: int) -> int:
+    """``dagster dev`` on 127.0.0.1: the webserver and the daemon (schedules, sensors, automation)."""
     home = dagster_home()
     command = [
-        sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(port),
+        str(Path(sys.executable).parent / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port),
         "-m", "quant_assets.definitions",
     ]
-    print(f"Dagster UI on http://127.0.0.1:{port} (instance {home}); Ctrl-C stops it")
+    print(f"Dagster UI on http://127.0.0.1:{port} with its daemon (instance {home}); Ctrl-C stops both")
     try:
         return subprocess.call(command)
     except KeyboardInterrupt:

@@ -447,9 +447,12 @@ def _window_metadata(
         )
         meta["latest_bars"] = dg.MetadataValue.md(preview_markdown(latest, 50))
         if latest.height:
+            # Numbers, so the asset's Plots tab draws them across partitions.
             meta["completeness"] = float(latest["completeness"].mean())
-            meta["latest_close_first_symbol"] = float(latest["close"][0])
-            meta["volume_first_symbol"] = float(latest["volume"][0])
+            meta["volume_sum"] = float(latest["volume"].sum())
+            first = latest.row(0, named=True)
+            meta[f"last_close_{first['symbol'].replace('/', '_')}"] = float(first["close"])
+            meta["last_close_by_symbol"] = dg.MetadataValue.json(dict(zip(latest["symbol"], latest["close"], strict=True)))
     return meta
 
 

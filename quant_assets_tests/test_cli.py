@@ -73,3 +73,44 @@ def test_materialize_a_range_on_a_new_dagster_home_as_the_console_script(tmp_pat
         assert len(runs) == 1 and runs[0].tags["dagster/asset_partition_range_end"] == "2024-03-03"
         record = instance.get_latest_materialization_event(dg.AssetKey("bars_1h"))
         assert record is not None
+
+
+@pytest.mark.slow
+def test_quant_ui_serves_on_loopback_with_a_running_daemon(tmp_path):
+    """`quant ui` is `dagster dev` on 127.0.0.1: the webserver answers and the daemon is healthy."""
+    import signal
+    import socket
+    import time
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUANT_")}
+    env.update(QUANT_DATA_DIR=str(tmp_path / "data"), DAGSTER_HOME=str(tmp_path / "home"))
+    quant = Path(sys.executable).parent / "quant"
+    server = subprocess.Popen(
+        [str(quant), "ui", "--port", str(port)], cwd=tmp_path, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    query = "{ instance { daemonHealth { allDaemonStatuses { daemonType healthy required } } } }"
+    try:
+        statuses: list = []
+        for _ in range(90):  # bounded: up to ~3 minutes on a loaded 2-core machine
+            time.sleep(2)
+            assert server.poll() is None, "quant ui exited"
+            try:
+                body = httpx.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=10).json()
+            except httpx.HTTPError:
+                continue
+            statuses = body["data"]["instance"]["daemonHealth"]["allDaemonStatuses"]
+            if any(s["daemonType"] == "SENSOR" and s["healthy"] for s in statuses):
+                break
+        running = {s["daemonType"] for s in statuses if s["healthy"]}
+        assert {"SENSOR", "SCHEDULER"} <= running, statuses
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://[::1]:{port}/server_info", timeout=5)
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)

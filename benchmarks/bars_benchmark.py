@@ -95,8 +95,9 @@ def part_duckdb(db: Path) -> float:
     import duckdb
 
     minutes = {"5m": 5, "15m": 15, "1h": 60, "1d": 1440}
+    began = time.perf_counter()
+    # Timed through close: like each asset, the floor pays for writing its rows to the file.
     with duckdb.connect(str(db)) as conn:
-        began = time.perf_counter()
         for name, m in minutes.items():
             conn.execute(
                 f"CREATE OR REPLACE TABLE floor_{name} AS "
@@ -105,7 +106,7 @@ def part_duckdb(db: Path) -> float:
                 "FROM raw_candles GROUP BY ALL",
                 [timedelta(minutes=m)],
             )
-        return time.perf_counter() - began
+    return time.perf_counter() - began
 
 
 def part_pandas(db: Path) -> float:

@@ -382,28 +382,32 @@ def run_model(
 ) -> int:
     """Replace the rows of ``table`` in ``window`` by the model's rows, in one transaction.
 
-    The model must produce rows inside the window only; any outside it fail the run and
-    nothing is written.
+    The model must produce rows inside the window only: a row outside it raises inside the
+    INSERT (DuckDB's ``error()``), the transaction rolls back and nothing is written. The rows
+    are inserted straight from the query, without a staging copy.
     """
     quoted, col = ident(table), ident(time_column)
-    bounds = list(window)
+    bound = {**params, "qa_window_start": window[0], "qa_window_end": window[1]}
     conn.execute("BEGIN TRANSACTION")
     try:
-        conn.execute(f"CREATE TEMP TABLE _model_rows AS {sql}", params)
-        columns = [d[0] for d in conn.execute("SELECT * FROM _model_rows LIMIT 0").description]
-        outside = conn.execute(
-            f"SELECT count(*) FROM _model_rows WHERE {col} < ? OR {col} >= ?", bounds
-        ).fetchone()[0]
-        if outside:
-            raise SqlModelError(f"model {table} produced {outside} rows outside the partition window")
+        columns = [d[0] for d in conn.execute(f"SELECT * FROM ({sql}) LIMIT 0", params).description]
         if not table_exists(conn, table):
-            conn.execute(f"CREATE TABLE {quoted} AS SELECT * FROM _model_rows WHERE false")
+            conn.execute(f"CREATE TABLE {quoted} AS SELECT * FROM ({sql}) LIMIT 0", params)
         ensure_columns_match(conn, table, columns)
-        conn.execute(f"DELETE FROM {quoted} WHERE {col} >= ? AND {col} < ?", bounds)
-        conn.execute(f"INSERT INTO {quoted} BY NAME SELECT * FROM _model_rows")
-        inserted = conn.execute("SELECT count(*) FROM _model_rows").fetchone()[0]
-        conn.execute("DROP TABLE _model_rows")
+        conn.execute(f"DELETE FROM {quoted} WHERE {col} >= $qa_window_start AND {col} < $qa_window_end",
+                     {"qa_window_start": window[0], "qa_window_end": window[1]})
+        inserted = conn.execute(
+            f"INSERT INTO {quoted} BY NAME SELECT * FROM ({sql}) AS model_rows "
+            f"WHERE CASE WHEN model_rows.{col} >= $qa_window_start AND model_rows.{col} < $qa_window_end "
+            f"THEN true ELSE error('model {table} produced rows outside the partition window') END",
+            bound,
+        ).fetchone()[0]
         conn.execute("COMMIT")
+    except duckdb.InvalidInputException as exc:
+        conn.execute("ROLLBACK")
+        if "outside the partition window" in str(exc):
+            raise SqlModelError(f"model {table} produced rows outside the partition window") from None
+        raise
     except Exception:
         conn.execute("ROLLBACK")
         raise

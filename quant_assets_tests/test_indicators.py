@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -13,10 +12,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from quant_assets.quant import indicators as ind
+from quant_assets_tests.conftest import SHARED_DATA
 
 talib = pytest.importorskip("talib", reason="TA-Lib (dev extra) is needed for parity tests")
 
-FREQTRADE_DIR = Path("/work/shared/data/freqtrade_testdata")
+FREQTRADE_DIR = SHARED_DATA / "freqtrade_testdata"
 ETH_FILE = FREQTRADE_DIR / "ETH_BTC-5m.feather"
 
 # Parity tolerances against TA-Lib. Measured worst cases are ~1e-14 relative (EMA/SMA)

@@ -12,10 +12,11 @@ from quant_assets.resources.tables import ident, table_exists
 
 
 def report_tables(settings: Settings) -> list[str]:
-    interval = settings.features.interval
+    intervals = settings.bar_intervals
     return [
-        "raw_candles", *(f"bars_{i}" for i in settings.bar_intervals), f"features_{interval}",
-        "signals", "backtest_folds", "backtest_pnl", "backtest_manifest", "experiment_registry",
+        "raw_candles", *(f"bars_{i}" for i in intervals), "bar_gaps",
+        *(f"features_{i}" for i in intervals), "signals", "backtest_folds", "backtest_pnl",
+        "backtest_manifest", "experiment_registry",
     ]
 
 

@@ -478,9 +478,47 @@ def _test_check(
         start, end = window_of(context) if partitioned else (None, None)
         params = bind_params(sql, test.interval, settings, start, end)
         with duckdb.connect() as conn:
-            return evaluate_test(conn, sql, params, severity, (start, end))
+            result = evaluate_test(conn, sql, params, severity, (start, end))
+            if start is not None and end - start > timedelta(days=1):
+                report_daily_evaluations(context, test, sql, settings, conn, severity, (start, end))
+        return result
 
     return _sql_test
+
+
+def report_daily_evaluations(
+    context: dg.AssetCheckExecutionContext,
+    test: SqlFile,
+    sql: str,
+    settings: Settings,
+    conn: duckdb.DuckDBPyConnection,
+    severity: dg.AssetCheckSeverity,
+    window: tuple[datetime, datetime],
+) -> None:
+    """Evaluate the test for each day of a multi-day run and record each day's result.
+
+    Dagster attaches a range run's check result to no partition, so the UI's per-partition
+    status and partition-aware automation would see nothing. Each day is evaluated on its own
+    window and recorded against its partition, as a run-less check evaluation.
+    """
+    day = window[0]
+    while day < window[1]:
+        following = day + timedelta(days=1)
+        outcome = evaluate_test(
+            conn, sql, bind_params(sql, test.interval, settings, day, following), severity, (day, following)
+        )
+        context.instance.report_runless_asset_event(
+            dg.AssetCheckEvaluation(
+                asset_key=dg.AssetKey(test.header["asset"]),
+                check_name=test.name,
+                passed=outcome.passed,
+                metadata={**outcome.metadata, "dagster_run": context.run.run_id},
+                severity=severity,
+                blocking=severity == dg.AssetCheckSeverity.ERROR,
+                partition=day.date().isoformat(),
+            )
+        )
+        day = following
 
 
 def evaluate_test(

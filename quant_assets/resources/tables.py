@@ -12,7 +12,8 @@ import hashlib
 import json
 import re
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,16 @@ import polars as pl
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 EMPTY_HASH = hashlib.sha256(b"").hexdigest()
+
+
+@contextmanager
+def registered(conn: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) -> Iterator[None]:
+    """Expose ``frame`` to SQL as the view ``name`` for the duration of the block."""
+    conn.register(name, frame.to_arrow())
+    try:
+        yield
+    finally:
+        conn.unregister(name)
 
 
 def ident(name: str) -> str:
@@ -81,8 +92,7 @@ def replace_window(
     if outside:
         raise ValueError(f"{outside} rows for {table} fall outside the window [{start}, {end})")
     quoted = ident(table)
-    conn.register("_window_rows", frame.to_arrow())
-    try:
+    with registered(conn, "_window_rows", frame):
         conn.execute("BEGIN TRANSACTION")
         try:
             if not table_exists(conn, table):
@@ -97,8 +107,6 @@ def replace_window(
         except Exception:
             conn.execute("ROLLBACK")
             raise
-    finally:
-        conn.unregister("_window_rows")
     return frame.height
 
 
@@ -169,11 +177,8 @@ def record_partition_hashes(
         schema=["asset", "table_name", "partition_key", "row_count", "content_hash", "params_hash"],
         orient="row",
     )
-    conn.register("_partition_hash_rows", rows.to_arrow())
-    try:
+    with registered(conn, "_partition_hash_rows", rows):
         conn.execute("INSERT OR REPLACE INTO partition_hashes BY NAME SELECT * FROM _partition_hash_rows")
-    finally:
-        conn.unregister("_partition_hash_rows")
     return hashes
 
 
@@ -214,8 +219,7 @@ def merge_window(
     outside = frame.filter((pl.col(time_column) < start) | (pl.col(time_column) >= end)).height
     if outside:
         raise ValueError(f"{outside} rows for {table} fall outside the window [{start}, {end})")
-    conn.register("_merge_rows", frame.to_arrow())
-    try:
+    with registered(conn, "_merge_rows", frame):
         conn.execute("BEGIN TRANSACTION")
         try:
             deleted = conn.execute(
@@ -231,6 +235,4 @@ def merge_window(
         except Exception:
             conn.execute("ROLLBACK")
             raise
-    finally:
-        conn.unregister("_merge_rows")
     return int(inserted), int(deleted)

@@ -172,8 +172,8 @@ def _outlier_bounds(x: np.ndarray, policy: fc.OutlierPolicy) -> tuple[np.ndarray
     if x.size <= w:
         return lo, hi
     if policy.method == "zscore":
-        mean = vol.rolling_mean(x, w)[:-1]
-        sd = np.sqrt(vol.rolling_var(x, w, ddof=1)[:-1])
+        mean_all, var_all = vol._rolling_mean_var(x, w, 1)  # shared running sums
+        mean, sd = mean_all[:-1], np.sqrt(var_all[:-1])
         lo[1:], hi[1:] = mean - policy.threshold * sd, mean + policy.threshold * sd
     else:
         past = x[:-1]
@@ -286,7 +286,9 @@ def compute_feature_table(
     market = _market_returns(df, catalogue.market_symbol)
     def one_symbol(lo: int, hi: int) -> None:
         m_ret = np.full(hi - lo, np.nan)
-        if market is not None:
+        if market is not None and np.array_equal(market[0], ts_all[lo:hi]):
+            m_ret[:] = market[1]  # same bars as the market (the usual case): no search needed
+        elif market is not None:
             m_ts, m_r = market
             pos = np.searchsorted(m_ts, ts_all[lo:hi])
             ok = pos < m_ts.size

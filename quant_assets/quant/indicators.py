@@ -39,6 +39,7 @@ __all__ = [
 ]
 
 FloatArray = NDArray[np.float64]
+_BLOCK = 16384  # bars per block for multi-pass window loops (keeps the working set in cache)
 
 
 def _as_1d(x: ArrayLike, name: str) -> FloatArray:
@@ -58,12 +59,19 @@ def _check_period(n: int, name: str = "n", minimum: int = 1) -> int:
     return int(n)
 
 
+def _may_have_nan(x: FloatArray) -> bool:
+    """``False`` only if ``x`` has no NaN: a NaN makes the sum NaN (one cheap pass, no temporary)."""
+    return math.isnan(np.add.reduce(x)) if x.size else False
+
+
 def _first_valid(x: FloatArray, name: str) -> int:
     """Index of the first non-NaN value (``len(x)`` if none).
 
     Raises ``ValueError`` if a NaN follows the first valid value (TA-Lib-style
     indicators need a gap-free series after their start).
     """
+    if not _may_have_nan(x):
+        return 0
     nan = np.isnan(x)
     if not nan.any():
         return 0
@@ -141,16 +149,18 @@ def ema(x: ArrayLike, n: int) -> FloatArray:
     return out
 
 
-def _wilder(values: FloatArray, n: int) -> FloatArray:
+def _wilder(values: FloatArray, n: int, out: FloatArray | None = None) -> FloatArray:
     """Wilder smoothing (alpha = 1/n) seeded with the mean of the first ``n`` values.
 
-    Returns ``len(values) - n + 1`` values: index 0 is the seed, then
-    ``s[i] = s[i-1] + (v - s[i-1]) / n``. ``values`` must hold at least ``n`` items.
+    Returns ``len(values) - n + 1`` values (in ``out`` if given): index 0 is the seed, then
+    ``s[i] = s[i-1] + (v - s[i-1]) / n``. ``values`` must hold at least ``n`` items. ``out`` may
+    overlap ``values`` from its index ``n - 1`` on (each input is read before it is overwritten).
     """
     seed = _seed_sum(values[:n]) / n
     decay = (n - 1.0) / n
     rest = values[n:]
-    out = np.empty(rest.size + 1, dtype=np.float64)
+    if out is None:
+        out = np.empty(rest.size + 1, dtype=np.float64)
     out[0] = seed
     if rest.size:
         out[1:] = lfilter([1.0 / n], [1.0, -decay], rest, zi=[decay * seed])[0]
@@ -173,12 +183,13 @@ def rsi(close: ArrayLike, n: int = 14) -> FloatArray:
     if start + n >= arr.size:
         return out
     diff = np.diff(arr[start:])
-    avg_gain = _wilder(np.maximum(diff, 0.0), n)
-    avg_loss = _wilder(np.maximum(-diff, 0.0), n)
-    total = avg_gain + avg_loss
+    gain = np.maximum(diff, 0.0)
+    value = _wilder(gain, n, out=out[start + n :])  # avg gain, then 100 * gain / total in place
+    avg_loss = _wilder(np.maximum(np.negative(diff, out=diff), 0.0, out=diff), n, out=gain[: value.size])
+    total = np.add(value, avg_loss, out=avg_loss)
     with np.errstate(divide="ignore", invalid="ignore"):
-        value = np.where(total != 0.0, 100.0 * (avg_gain / total), 0.0)
-    out[start + n :] = value
+        np.multiply(np.divide(value, total, out=value), 100.0, out=value)
+    value[total == 0.0] = 0.0
     return out
 
 
@@ -249,7 +260,7 @@ def _ohlcv(**arrays: ArrayLike) -> list[FloatArray]:
     if len(sizes) > 1:
         raise ValueError(f"{', '.join(arrays)} must have the same length, got {sorted(sizes)}")
     for name, a in zip(arrays, out, strict=True):
-        if np.isnan(a).any():
+        if _may_have_nan(a) and np.isnan(a).any():
             raise ValueError(f"{name} contains NaN; OHLCV indicators need a gap-free series")
     return out
 
@@ -264,12 +275,31 @@ def rolling_sum(x: ArrayLike, n: int) -> FloatArray:
     return out
 
 
+def _doubling(extreme, arr: FloatArray, n: int) -> FloatArray:
+    """Extremes of every length-``n`` window (``len - n + 1`` values) of a NaN-free ``arr``.
+
+    Windows double in length (1, 2, 4, ...) with one ``extreme`` pass each, then a last pass
+    joins two overlapping power-of-two windows: ``O(len * log n)``, exact (max/min do not round).
+    """
+    m, span = arr, 1
+    while 2 * span <= n:
+        m = extreme(m[:-span], m[span:])  # m[i] = extreme of arr[i .. i + 2 * span - 1]
+        span *= 2
+    if span < n:
+        rest = n - span
+        m = extreme(m[:-rest], m[rest:])
+    return m
+
+
 def _trailing(filter1d, arr: FloatArray, n: int) -> FloatArray:
     """Trailing-window ``filter1d`` values for windows ending at ``n - 1 .. len - 1``.
 
     scipy's filters centre the window (``[i - n//2, i + (n-1)//2]``); the window ending at ``t``
     is the one centred at ``t - (n-1)//2``, which never reaches past the array's end.
+    NaN-free input takes the equivalent doubling path (faster for the short windows used here).
     """
+    if n <= 64 and not _may_have_nan(arr):
+        return _doubling(np.maximum if filter1d is maximum_filter1d else np.minimum, arr, n)
     centred = filter1d(arr, size=n, mode="nearest")
     shift = (n - 1) // 2
     return centred[n - 1 - shift : arr.size - shift]
@@ -334,11 +364,13 @@ def macd(
     first = start + signal - 1
     if first >= c.size:
         return nan, nan.copy(), nan.copy()
-    line = _ema_seeded_at(c, fast, start) - _ema_seeded_at(c, slow, start)
-    sig = np.full(c.size, np.nan)
+    line = _ema_seeded_at(c, fast, start)
+    np.subtract(line, _ema_seeded_at(c, slow, start), out=line)
+    sig = np.empty(c.size)
+    sig[:start] = np.nan
     sig[start:] = ema(line[start:], signal)
     line[:first] = np.nan
-    return line, sig, line - sig
+    return line, sig, np.subtract(line, sig)
 
 
 def bbands(
@@ -353,17 +385,27 @@ def bbands(
     """
     (c,) = _ohlcv(close=close)
     n = _check_period(n)
-    middle = sma(c, n)
+    middle = np.full(c.size, np.nan)
     sd = np.full(c.size, np.nan)
     m = c.size - n + 1
     if m > 0:
-        mean = middle[n - 1 :]
-        ss = np.zeros(m)
-        for k in range(n):  # loop over the window offset, vectorised over bars
-            dev = c[k : k + m] - mean
-            dev *= dev
-            ss += dev
-        sd[n - 1 :] = np.sqrt(ss / n)
+        # Per cache-sized block of bars: the SMA exactly as sma() (window sum oldest-first, / n),
+        # then the squared deviations from it; same operations per bar as unblocked passes.
+        mean, ss = middle[n - 1 :], sd[n - 1 :]
+        dev = np.empty(min(m, _BLOCK))
+        for lo in range(0, m, _BLOCK):
+            hi = min(lo + _BLOCK, m)
+            mu, acc, d = mean[lo:hi], ss[lo:hi], dev[: hi - lo]
+            np.copyto(mu, c[lo:hi])
+            for k in range(1, n):  # loop over the window offset, vectorised over bars
+                np.add(mu, c[lo + k : hi + k], out=mu)
+            np.divide(mu, n, out=mu)
+            acc.fill(0.0)
+            for k in range(n):
+                np.subtract(c[lo + k : hi + k], mu, out=d)
+                np.multiply(d, d, out=d)
+                np.add(acc, d, out=acc)
+        np.sqrt(np.divide(ss, n, out=ss), out=ss)
     return middle + k_up * sd, middle, middle - k_down * sd
 
 
@@ -383,11 +425,19 @@ def atr(high: ArrayLike, low: ArrayLike, close: ArrayLike, n: int = 14) -> Float
     Wilder smoothing (``alpha = 1/n``) of :func:`trange` seeded with the SMA of the first ``n``
     true ranges (bars ``1..n``); first valid index ``n``.
     """
-    tr = trange(high, low, close)
+    h, lo, c = _ohlcv(high=high, low=low, close=close)
     n = _check_period(n)
-    out = np.full(tr.size, np.nan)
-    if tr.size > n:
-        out[n:] = _wilder(tr[1:], n)
+    out = np.empty(h.size)
+    if h.size > n:  # true range (as trange()) into out[1:], then smoothed in place into out[n:]
+        tr, tmp = out[1:], np.empty(h.size - 1)
+        h1, prev = h[1:], c[:-1]
+        np.subtract(h1, lo[1:], out=tr)
+        np.maximum(tr, np.abs(np.subtract(h1, prev, out=tmp), out=tmp), out=tr)
+        np.maximum(tr, np.abs(np.subtract(lo[1:], prev, out=tmp), out=tmp), out=tr)
+        _wilder(tr, n, out=out[n:])
+        out[:n] = np.nan
+    else:
+        out.fill(np.nan)
     return out
 
 
@@ -410,6 +460,17 @@ def _wilder_sum(values: FloatArray, n: int) -> FloatArray:
     return lfilter([1.0], [1.0, -decay], values[n - 1 :], zi=[decay * seed])[0]
 
 
+def _select(mask: np.ndarray, x: FloatArray, out: FloatArray) -> FloatArray:
+    """``np.where(mask, x, 0.0)`` into ``out`` for finite ``x``, without branches: ``x * mask + 0.0``.
+
+    ``x * False`` is ``-0.0`` for negative ``x``; adding ``+0.0`` turns it into ``+0.0``, so the result
+    is ``np.where``'s bit for bit (which mispredicts a branch per bar on a random mask), except that a
+    selected ``-0.0`` comes out as ``+0.0`` (equal values; callers only sum or compare them).
+    """
+    np.multiply(x, mask, out=out)
+    return np.add(out, 0.0, out=out)
+
+
 def _safe_ratio(num: FloatArray, den: FloatArray) -> FloatArray:
     """``100 * num / den``, 0 where ``den`` is 0 (as the TA-Lib C core 0.6+ does)."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -430,28 +491,50 @@ def dmi(
     h, lo, c = _ohlcv(high=high, low=low, close=close)
     n = _check_period(n, minimum=2)
     size = h.size
-    adx_out, p_out, m_out = (np.full(size, np.nan) for _ in range(3))
+    adx_out, p_out, m_out = (np.empty(size) for _ in range(3))
     if size <= n:
+        for a in (adx_out, p_out, m_out):
+            a.fill(np.nan)
         return adx_out, p_out, m_out
-    plus_dm, minus_dm = _directional_movement(h, lo)
-    tr = trange(h, lo, c)[1:]
+    # The outputs' own memory holds the bar-aligned intermediates until their values are written
+    # (fewer fresh pages to fault in); every operation and its order is unchanged.
+    h1, lo1, prev = h[1:], lo[1:], c[:-1]
+    tr, tmp = adx_out[1:], p_out[1:]
+    np.subtract(h1, lo1, out=tr)  # true range of bars 1.., as trange()
+    np.maximum(tr, np.abs(np.subtract(h1, prev, out=tmp), out=tmp), out=tr)
+    np.maximum(tr, np.abs(np.subtract(lo1, prev, out=tmp), out=tmp), out=tr)
+    finite = math.isfinite(np.add.reduce(tr))  # all finite (inf - inf would make a NaN select differ)
     s_tr = _wilder_sum(tr, n)
-    s_p = _wilder_sum(plus_dm, n)
-    s_m = _wilder_sum(minus_dm, n)
+    # +DM / -DM as _directional_movement(): (p > 0) & (p > m)  <=>  p > max(m, 0) (NaN: false both ways)
+    diff_p = np.subtract(h1, h[:-1], out=p_out[1:])
+    diff_m = np.subtract(lo[:-1], lo1, out=m_out[1:])
+    if finite:
+        s_p = _wilder_sum(_select(diff_p > np.maximum(diff_m, 0.0), diff_p, tr), n)
+        s_m = _wilder_sum(_select(diff_m > np.maximum(diff_p, 0.0), diff_m, tr), n)
+    else:
+        s_p = _wilder_sum(np.where(diff_p > np.maximum(diff_m, 0.0), diff_p, 0.0), n)
+        s_m = _wilder_sum(np.where(diff_m > np.maximum(diff_p, 0.0), diff_m, 0.0), n)
     tr_zero = s_tr == 0.0
-    p_di = _safe_ratio(s_p, s_tr)
-    m_di = _safe_ratio(s_m, s_tr)
-    p_out[n:], m_out[n:] = p_di, m_di
+    p_out[:n] = m_out[:n] = adx_out[: 2 * n - 1] = np.nan
+    p_di, m_di = p_out[n:], m_out[n:]
+    with np.errstate(divide="ignore", invalid="ignore"):  # _safe_ratio(), written in place
+        for num, dest in ((s_p, p_di), (s_m, m_di)):
+            np.multiply(np.divide(num, s_tr, out=dest), 100.0, out=dest)
+            dest[tr_zero] = 0.0
     first_adx = 2 * n - 1
     if size <= first_adx:
+        adx_out.fill(np.nan)
         return adx_out, p_out, m_out
-    di_sum = p_di + m_di
-    skip = tr_zero | (di_sum == 0.0)
+    di_sum = np.add(p_di, m_di, out=s_p)
+    skip = tr_zero
+    skip |= di_sum == 0.0
     with np.errstate(divide="ignore", invalid="ignore"):
-        dx = np.where(skip, 0.0, 100.0 * (np.abs(m_di - p_di) / di_sum))
+        dx = np.abs(np.subtract(m_di, p_di, out=s_m), out=s_m)
+        np.multiply(np.divide(dx, di_sum, out=dx), 100.0, out=dx)
+    dx[skip] = 0.0
     seed = _seed_sum(dx[:n]) / n
     rest, rest_skip = dx[n:], skip[n:]
-    vals = np.empty(rest.size + 1)
+    vals = adx_out[first_adx:]
     vals[0] = seed
     decay = (n - 1.0) / n
     if rest.size and not rest_skip.any():
@@ -466,7 +549,6 @@ def dmi(
             vals[1 + lo_i : 1 + hi_i] = seg
             prev, pos = seg[-1], hi_i
         vals[1 + pos :] = prev
-    adx_out[first_adx:] = vals
     return adx_out, p_out, m_out
 
 
@@ -524,8 +606,13 @@ def mfi(high: ArrayLike, low: ArrayLike, close: ArrayLike, volume: ArrayLike, n:
     d = tp[1:] - tp[:-1]
     dead = np.abs(d) <= 1e-14 * (np.abs(tp[1:]) + np.abs(tp[:-1]))
     flow = np.where(dead, 0.0, tp[1:] * v[1:])
-    pos = _window_sums(np.where(d < 0.0, 0.0, flow), n)
-    neg = _window_sums(np.where(d < 0.0, flow, 0.0), n)
+    down = d < 0.0
+    if math.isfinite(np.add.reduce(flow)):  # branch-free selects (bit-identical for finite flows)
+        pos = _window_sums(_select(~down, flow, np.empty(flow.size)), n)
+        neg = _window_sums(_select(down, flow, np.empty(flow.size)), n)
+    else:
+        pos = _window_sums(np.where(down, 0.0, flow), n)
+        neg = _window_sums(np.where(down, flow, 0.0), n)
     total = pos + neg
     with np.errstate(divide="ignore", invalid="ignore"):
         out[n:] = np.where(total <= 0.0, 0.0, 100.0 * (np.clip(pos, 0.0, total) / total))

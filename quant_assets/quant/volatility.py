@@ -22,7 +22,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from quant_assets.quant.indicators import _as_1d, _check_period, _window_sums
+from quant_assets.quant.indicators import _as_1d, _check_period, _may_have_nan, _window_sums
 
 __all__ = [
     "EXACT_WINDOW",
@@ -51,9 +51,18 @@ def _annualise(bars_per_year: float) -> float:
     return float(bars_per_year)
 
 
+def _first_false(mask: np.ndarray) -> int:
+    """Index of the first ``False`` in ``mask`` (``len(mask)`` if none)."""
+    if mask.size == 0:
+        return 0
+    i = int(np.argmin(mask))
+    return mask.size if mask[i] else i
+
+
 def _first_valid(x: FloatArray) -> int:
-    valid = np.flatnonzero(~np.isnan(x))
-    return int(valid[0]) if valid.size else x.size
+    if not _may_have_nan(x):
+        return 0
+    return _first_false(np.isnan(x))
 
 
 def _sums(arrays: list[FloatArray], n: int) -> list[FloatArray]:
@@ -64,18 +73,20 @@ def _sums(arrays: list[FloatArray], n: int) -> list[FloatArray]:
     result at ``t`` depends only on bars ``<= t``.
     """
     size = arrays[0].size
-    bad = np.isnan(arrays[0])
-    for a in arrays[1:]:
-        bad = bad | np.isnan(a)
-    out = [np.full(size, np.nan) for _ in arrays]
-    valid = np.flatnonzero(~bad)
-    first = int(valid[0]) if valid.size else size
+    bad = None  # NaN anywhere in any array (only built when some array has a NaN)
+    for a in arrays:
+        if _may_have_nan(a):
+            bad = np.isnan(a) if bad is None else bad | np.isnan(a)
+    out = [np.empty(size) for _ in arrays]
+    first = 0 if bad is None else _first_false(bad)
     m = size - first - n + 1
     if m <= 0:
+        for dest in out:
+            dest.fill(np.nan)
         return out
-    tail_bad = bad[first:]
+    tail_bad = None if bad is None else bad[first:]
     poisoned = None
-    if tail_bad.any():
+    if tail_bad is not None and tail_bad.any():
         cb = np.cumsum(tail_bad)
         nb = cb[n - 1 :].copy()
         nb[1:] -= cb[:-n]
@@ -85,11 +96,11 @@ def _sums(arrays: list[FloatArray], n: int) -> list[FloatArray]:
         if poisoned is not None:
             tail = np.where(tail_bad, 0.0, tail)
         c = np.cumsum(tail)
-        w = c[n - 1 :].copy()
-        w[1:] -= c[:-n]
+        dest[: first + n - 1] = np.nan
+        dest[first + n - 1] = c[n - 1]  # window sums: c[t] - c[t - n], written in place
+        np.subtract(c[n:], c[:-n], out=dest[first + n :])
         if poisoned is not None:
-            w[poisoned] = np.nan
-        dest[first + n - 1 :] = w
+            dest[first + n - 1 :][poisoned] = np.nan
     return out
 
 
@@ -110,7 +121,8 @@ def rolling_mean(x: ArrayLike, n: int) -> FloatArray:
         out[n - 1 :] = _window_sums(arr, n) / n
         return out
     x0 = _anchor(arr)
-    return _sums([arr - x0], n)[0] / n + x0
+    (s1,) = _sums([arr - x0], n)
+    return np.add(np.divide(s1, n, out=s1), x0, out=s1)
 
 
 def rolling_var(x: ArrayLike, n: int, ddof: int = 1) -> FloatArray:
@@ -135,7 +147,26 @@ def rolling_var(x: ArrayLike, n: int, ddof: int = 1) -> FloatArray:
         return out
     y = arr - _anchor(arr)
     s1, s2 = _sums([y, y * y], n)
-    return np.maximum(s2 - s1 * s1 / n, 0.0) / (n - ddof)
+    return _var_from_sums(s1, s2, n, ddof)
+
+
+def _var_from_sums(s1: FloatArray, s2: FloatArray, n: int, ddof: int) -> FloatArray:
+    """``max(s2 - s1 * s1 / n, 0) / (n - ddof)``, in ``s2``'s memory (``s1`` is overwritten)."""
+    np.divide(np.multiply(s1, s1, out=s1), n, out=s1)
+    return np.divide(np.maximum(np.subtract(s2, s1, out=s2), 0.0, out=s2), n - ddof, out=s2)
+
+
+def _rolling_mean_var(arr: FloatArray, n: int, ddof: int) -> tuple[FloatArray, FloatArray]:
+    """``(rolling_mean(arr, n), rolling_var(arr, n, ddof))`` bit for bit; long windows share one
+    set of running sums (same anchor, same operations) instead of computing them twice."""
+    if n <= EXACT_WINDOW or arr.size - n + 1 <= 0:
+        return rolling_mean(arr, n), rolling_var(arr, n, ddof)
+    n = _check_period(n, minimum=ddof + 1)
+    x0 = _anchor(arr)
+    y = arr - x0
+    s1, s2 = _sums([y, y * y], n)
+    mean = np.add(np.divide(s1, n), x0)
+    return mean, _var_from_sums(s1, s2, n, ddof)
 
 
 def simple_return(close: ArrayLike, periods: int = 1) -> FloatArray:
@@ -165,8 +196,8 @@ def rolling_zscore(x: ArrayLike, n: int) -> FloatArray:
     """
     arr = _as_1d(x, "x")
     n = _check_period(n, minimum=2)
-    mean = rolling_mean(arr, n)
-    sd = np.sqrt(rolling_var(arr, n, ddof=1))
+    mean, var = _rolling_mean_var(arr, n, 1)
+    sd = np.sqrt(var)
     with np.errstate(divide="ignore", invalid="ignore"):
         z = (arr - mean) / sd
     return np.where(sd > 0, z, np.nan)

@@ -495,11 +495,12 @@ def report_daily_evaluations(
     severity: dg.AssetCheckSeverity,
     window: tuple[datetime, datetime],
 ) -> None:
-    """Evaluate the test for each day of a multi-day run and record each day's result.
+    """Evaluate the test for each day of a multi-day run and log each day's result in the run.
 
     Dagster attaches a range run's check result to no partition, so the UI's per-partition
     status and partition-aware automation would see nothing. Each day is evaluated on its own
-    window and recorded against its partition, as a run-less check evaluation.
+    window and logged against its partition; the metadata key ``day_of_range`` marks these
+    copies (the alert sensor follows the run's own result for the range instead).
     """
     day = window[0]
     while day < window[1]:
@@ -507,12 +508,12 @@ def report_daily_evaluations(
         outcome = evaluate_test(
             conn, sql, bind_params(sql, test.interval, settings, day, following), severity, (day, following)
         )
-        context.instance.report_runless_asset_event(
+        context.op_execution_context.log_event(
             dg.AssetCheckEvaluation(
                 asset_key=dg.AssetKey(test.header["asset"]),
                 check_name=test.name,
                 passed=outcome.passed,
-                metadata={**outcome.metadata, "dagster_run": context.run.run_id},
+                metadata={**outcome.metadata, "day_of_range": f"[{window[0].isoformat()}, {window[1].isoformat()})"},
                 severity=severity,
                 blocking=severity == dg.AssetCheckSeverity.ERROR,
                 partition=day.date().isoformat(),

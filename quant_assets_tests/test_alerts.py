@@ -247,3 +247,27 @@ def test_provider_health_alerts_on_open_circuit_and_long_downtime_then_resolves(
         cursor, _ = _tick(sensor, instance, cursor)
         assert receiver.texts("webhook")[-1] == "[RESOLVED] provider binance is OK again"
         assert len(receiver.texts("webhook")) == 3 and len(receiver.texts("telegram")) == 3
+
+
+def test_a_multi_day_run_alerts_once_not_once_per_day(make_settings, defs_for, sinks_env):
+    """A range run records each day's check result too; the sensor alerts on the run's result once."""
+    settings = make_settings(alerts=FAST_RETRIES)
+    defs = defs_for(settings)
+    sensor = build_check_alert_sensor(settings)
+    with dg.DagsterInstance.ephemeral() as instance:
+        tags = {"dagster/asset_partition_range_start": "2024-03-03", "dagster/asset_partition_range_end": "2024-03-05"}
+        assert dg.materialize(all_defs(defs), resources=defs.resources, selection="raw_candles",
+                              instance=instance, tags=tags).success
+        cursor, _ = _tick(sensor, instance, None, defs)
+        _corrupt(settings)  # one bad candle, on 2024-03-04 only
+        failed = dg.materialize(all_defs(defs), resources=defs.resources, selection=CHECK_RUN,
+                                instance=instance, tags=tags, raise_on_error=False)
+        assert not failed.success
+        history = instance.event_log_storage.get_asset_check_execution_history(CHECK, limit=50)
+        per_day = {r.event.asset_check_evaluation.partition: r.event.asset_check_evaluation.passed
+                   for r in history if r.run_id == failed.run_id and r.event and r.event.asset_check_evaluation
+                   and r.event.asset_check_evaluation.partition}
+        assert per_day == {"2024-03-03": True, "2024-03-04": False, "2024-03-05": True}
+        _tick(sensor, instance, cursor, defs)
+    assert len(sinks_env.texts("webhook")) == 1 and len(sinks_env.texts("telegram")) == 1
+    assert "raw_candles_valid_ohlcv" in sinks_env.texts("webhook")[0]

@@ -78,6 +78,11 @@ def fetch_check_evaluations(
     return found, advanced
 
 
+def is_daily_copy(record: AssetCheckExecutionRecord) -> bool:
+    """A per-day result a multi-day run logs besides its own (see ``sql_models``)."""
+    return "day_of_range" in record.event.dagster_event.event_specific_data.metadata
+
+
 def check_observation(record: AssetCheckExecutionRecord, settings: Settings) -> Observation:
     entry = record.event
     evaluation = entry.dagster_event.event_specific_data  # AssetCheckEvaluation
@@ -123,7 +128,12 @@ def build_check_alert_sensor(settings: Settings) -> dg.SensorDefinition:
             if advanced != cursor:
                 context.update_cursor(json.dumps(advanced, sort_keys=True))
             return dg.SkipReason("no new asset check evaluations")
-        observations = [check_observation(r, settings) for r in records]
+        # A multi-day run also logs each day's result (sql_models): those serve the per-partition
+        # UI and automation; alerting follows the run's own result for the range.
+        observations = [check_observation(r, settings) for r in records if not is_daily_copy(r)]
+        if not observations:
+            context.update_cursor(json.dumps(advanced, sort_keys=True))
+            return dg.SkipReason("only per-day copies of range-run check results")
         try:
             outcome = process_observations(settings.duckdb_path, observations, settings.alerts)
         except AlertStoreBusy as exc:

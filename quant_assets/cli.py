@@ -139,11 +139,20 @@ def run_range(
         raise_on_error=False,
     )
     evaluations = result.get_asset_check_evaluations()
-    failed = [
-        f"{e.asset_check_key.asset_key.to_user_string()}:{e.asset_check_key.name} ({e.severity.value})"
-        for e in evaluations if not e.passed
-    ]
-    return RunOutcome(result.success, time.perf_counter() - began, len(evaluations) - len(failed), failed)
+    # A multi-day run also logs each check's result per day (marked day_of_range): count each
+    # check once, and say on how many days it failed.
+    per_day = [e for e in evaluations if "day_of_range" in e.metadata]
+    overall = [e for e in evaluations if "day_of_range" not in e.metadata]
+    failed = []
+    for e in overall:
+        if e.passed:
+            continue
+        days = [d for d in per_day if d.asset_check_key == e.asset_check_key]
+        on_days = f", on {sum(not d.passed for d in days)} of {len(days)} days" if days else ""
+        failed.append(
+            f"{e.asset_check_key.asset_key.to_user_string()}:{e.asset_check_key.name} ({e.severity.value}{on_days})"
+        )
+    return RunOutcome(result.success, time.perf_counter() - began, len(overall) - len(failed), failed)
 
 
 def resolve_selection(defs: "dg.Definitions", text: str) -> list["dg.AssetKey"]:
@@ -189,7 +198,7 @@ def _materialize(settings: "Settings", select: str, start: date, end: date) -> i
 
 def _print_outcome(label: str, outcome: RunOutcome) -> None:
     status = label if outcome.success else "FAILED"
-    warned = [name for name in outcome.checks_failed if name.endswith("(WARN)")]
+    warned = [name for name in outcome.checks_failed if "(WARN" in name]
     blocked = [name for name in outcome.checks_failed if name not in warned]
     print(
         f"  {status} in {outcome.seconds:.1f}s; checks passed {outcome.checks_passed}, "

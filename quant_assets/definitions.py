@@ -15,12 +15,13 @@ from quant_assets.defs.backtests import build_backtest
 from quant_assets.defs.features import build_features
 from quant_assets.defs.governance import build_manifest
 from quant_assets.defs.ingestion import build_ingestion_extras, build_raw_candles
+from quant_assets.defs.research import build_signal_ic
 from quant_assets.defs.signals import build_signals
 from quant_assets.defs.trades import build_raw_trades
 from quant_assets.resources.duckdb import QuantDuckDB
 from quant_assets.sql_models import load_sql
 
-STAGES = ("ingestion", "bars", "features", "signals", "backtests", "governance")
+STAGES = ("ingestion", "bars", "features", "signals", "research", "backtests", "governance")
 
 
 def build_definitions(settings: Settings) -> dg.Definitions:
@@ -29,6 +30,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         *([build_raw_trades(settings)] if settings.trades_dir else []),
         *build_features(settings),
         build_signals(settings),
+        build_signal_ic(settings),
         build_backtest(settings),
         build_manifest(settings),
     ]

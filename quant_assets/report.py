@@ -15,7 +15,7 @@ def report_tables(settings: Settings) -> list[str]:
     intervals = settings.bar_intervals
     return [
         "raw_candles", *(f"bars_{i}" for i in intervals), "bar_gaps",
-        *(f"features_{i}" for i in intervals), "signals", "backtest_folds", "backtest_pnl",
+        *(f"features_{i}" for i in intervals), "signals", "signal_ic", "backtest_folds", "backtest_pnl",
         "backtest_manifest", "experiment_registry",
     ]
 

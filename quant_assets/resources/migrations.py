@@ -264,6 +264,20 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         )
         """,
     ),
+    (
+        31,
+        "signal_ic",
+        """
+        CREATE TABLE signal_ic (
+            day TIMESTAMP NOT NULL,           -- the UTC day (partition) the pairs come from
+            signal_name VARCHAR NOT NULL,
+            ic DOUBLE,                        -- Pearson, signal at t vs log return of bar t+1
+            rank_ic DOUBLE,                   -- Spearman
+            n_obs BIGINT NOT NULL,
+            PRIMARY KEY (day, signal_name)
+        )
+        """,
+    ),
 )
 
 

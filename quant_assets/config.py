@@ -44,6 +44,12 @@ import yaml
 
 DEFAULT_CONFIG_FILE = "quant.yaml"
 INTERVAL_MINUTES: dict[str, int] = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "4h": 240, "1d": 1440}
+"""Every interval the platform knows, in minutes: the single table providers, bars and features use."""
+
+
+def bars_per_year(interval: str) -> float:
+    """Bars in a 365-day year of 24/7 trading: the annualisation factor for ``interval``."""
+    return 365 * 1440 / INTERVAL_MINUTES[interval]
 BASE_INTERVALS = ("1m", "5m")
 CANDLE_PROVIDERS = ("simulator", "binance", "coinbase", "kraken", "files", "binance_archive")
 SPOT_PROVIDERS = ("simulator", "binance", "coinbase", "kraken")

@@ -4,8 +4,7 @@ import math
 
 import numpy as np
 
-from quant_assets.config import Settings
-from quant_assets.defs.features import bars_per_year
+from quant_assets.config import Settings, bars_per_year
 from quant_assets.quant.backtest import performance_metrics
 from quant_assets.resources.duckdb import QuantDuckDB
 from quant_assets.resources.tables import ident, table_exists

@@ -44,7 +44,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from quant_assets.config import INTERVAL_MINUTES, Settings
+from quant_assets.config import INTERVAL_MINUTES, Settings, bars_per_year
 from quant_assets.partitions import daily_partitions, window_of
 from quant_assets.providers.registry import CANDLE_PROVIDER_FACTORIES
 from quant_assets.resources.duckdb import QuantDuckDB
@@ -228,7 +228,7 @@ def bind_params(
         step = timedelta(minutes=minutes)
         values.update(
             interval=step, interval_minutes=minutes, n_expected=minutes // base_minutes,
-            bars_per_year=365 * 1440 / minutes,
+            bars_per_year=bars_per_year(interval),
             lookback_start=start - bars.roll_vol_window * step if start else None,
             roll_span=(bars.roll_vol_window - 1) * step,
         )

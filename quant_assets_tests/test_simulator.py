@@ -83,15 +83,16 @@ def _assert_valid(frame: pl.DataFrame, day: date, minutes: int) -> None:
 
 
 def test_interval_minutes() -> None:
-    assert [interval_minutes(i) for i in ("1m", "5m", "15m", "1h", "4h", "1d")] == [
+    assert [interval_minutes(i) for i in ("1m", "5m", "15m", "30m", "1h", "4h", "1d")] == [
         1,
         5,
         15,
+        30,
         60,
         240,
         1440,
     ]
-    with pytest.raises(ValueError, match=r"'2m'.*1m, 5m, 15m, 1h, 4h, 1d"):
+    with pytest.raises(ValueError, match=r"'2m'.*1m, 5m, 15m, 30m, 1h, 4h, 1d"):
         interval_minutes("2m")
     with pytest.raises(ValueError, match="accepted"):
         simulate_day("BTC/USDT", DAY, "1w")

@@ -14,8 +14,7 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from quant_assets.config import INTERVAL_MINUTES, Settings
-from quant_assets.defs.features import bars_per_year
+from quant_assets.config import INTERVAL_MINUTES, Settings, bars_per_year
 from quant_assets.partitions import daily_partitions, training_window_mapping, window_of
 from quant_assets.quant.walk_forward import SKIPPED, run_fold
 from quant_assets.resources.duckdb import QuantDuckDB

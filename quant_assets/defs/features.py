@@ -12,7 +12,7 @@ full-history build. Higher-interval features are joined once their bar has close
 import dagster as dg
 import polars as pl
 
-from quant_assets.config import INTERVAL_MINUTES, Settings
+from quant_assets.config import INTERVAL_MINUTES, Settings, bars_per_year
 from quant_assets.partitions import daily_partitions, window_of
 from quant_assets.quant.feature_catalogue import Catalogue, load_catalogue
 from quant_assets.quant.features import compute_feature_table, join_higher_interval
@@ -27,11 +27,6 @@ from quant_assets.resources.tables import (
 )
 
 _DUCK_TYPES = {pl.Float64: "DOUBLE", pl.Boolean: "BOOLEAN"}
-
-
-def bars_per_year(interval: str) -> float:
-    """Bars in a 365-day year of 24/7 trading."""
-    return 365 * 1440 / INTERVAL_MINUTES[interval]
 
 
 def feature_catalogue(settings: Settings) -> Catalogue:

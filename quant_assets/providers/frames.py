@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from quant_assets.config import INTERVAL_MINUTES
 from quant_assets.providers.base import CANDLE_SCHEMA, MalformedResponse
 
-INTERVAL_SECONDS = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "1h": 3600, "4h": 14400, "1d": 86400}
+INTERVAL_SECONDS = {name: minutes * 60 for name, minutes in INTERVAL_MINUTES.items()}
 
 
 def split_symbol(symbol: str) -> tuple[str, str]:

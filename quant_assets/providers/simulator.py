@@ -62,6 +62,7 @@ from enum import IntEnum
 import numpy as np
 import polars as pl
 
+from quant_assets.config import INTERVAL_MINUTES
 from quant_assets.providers.base import CANDLE_SCHEMA, empty_candles
 
 __all__ = ["EPOCH", "SimulatorCandleProvider", "interval_minutes", "simulate_day"]
@@ -69,14 +70,6 @@ __all__ = ["EPOCH", "SimulatorCandleProvider", "interval_minutes", "simulate_day
 EPOCH = date(2015, 1, 1)
 """First simulated day; every symbol's anchor equals its base price at 00:00 UTC on it."""
 
-_INTERVAL_MINUTES: dict[str, int] = {
-    "1m": 1,
-    "5m": 5,
-    "15m": 15,
-    "1h": 60,
-    "4h": 240,
-    "1d": 1440,
-}
 _MINUTES_PER_DAY = 1440
 
 # --- daily layer ---------------------------------------------------------------------------
@@ -143,9 +136,9 @@ class _Stream(IntEnum):
 def interval_minutes(interval: str) -> int:
     """Minutes in a candle interval (``"1m"`` -> 1 ... ``"1d"`` -> 1440)."""
     try:
-        return _INTERVAL_MINUTES[interval]
+        return INTERVAL_MINUTES[interval]
     except (KeyError, TypeError):
-        accepted = ", ".join(_INTERVAL_MINUTES)
+        accepted = ", ".join(INTERVAL_MINUTES)
         raise ValueError(
             f"unsupported interval {interval!r}; accepted intervals: {accepted}"
         ) from None

@@ -265,14 +265,19 @@ def _ohlcv(**arrays: ArrayLike) -> list[FloatArray]:
     return out
 
 
-def rolling_sum(x: ArrayLike, n: int) -> FloatArray:
-    """Sum of the last ``n`` values, valid from index ``n - 1`` (NaN before; a NaN poisons its windows)."""
+def _rolling(x: ArrayLike, n: int, windows) -> FloatArray:
+    """``windows(arr, n)`` (one value per full window) placed from index ``n - 1``, NaN before."""
     arr = _as_1d(x, "x")
     n = _check_period(n)
     out = np.full(arr.size, np.nan)
     if arr.size >= n:
-        out[n - 1 :] = _window_sums(arr, n)
+        out[n - 1 :] = windows(arr, n)
     return out
+
+
+def rolling_sum(x: ArrayLike, n: int) -> FloatArray:
+    """Sum of the last ``n`` values, valid from index ``n - 1`` (NaN before; a NaN poisons its windows)."""
+    return _rolling(x, n, _window_sums)
 
 
 def _doubling(extreme, arr: FloatArray, n: int) -> FloatArray:
@@ -307,22 +312,12 @@ def _trailing(filter1d, arr: FloatArray, n: int) -> FloatArray:
 
 def rolling_max(x: ArrayLike, n: int) -> FloatArray:
     """Highest of the last ``n`` values (TA-Lib ``MAX``), valid from index ``n - 1``."""
-    arr = _as_1d(x, "x")
-    n = _check_period(n)
-    out = np.full(arr.size, np.nan)
-    if arr.size >= n:
-        out[n - 1 :] = _trailing(maximum_filter1d, arr, n)
-    return out
+    return _rolling(x, n, lambda arr, k: _trailing(maximum_filter1d, arr, k))
 
 
 def rolling_min(x: ArrayLike, n: int) -> FloatArray:
     """Lowest of the last ``n`` values (TA-Lib ``MIN``), valid from index ``n - 1``."""
-    arr = _as_1d(x, "x")
-    n = _check_period(n)
-    out = np.full(arr.size, np.nan)
-    if arr.size >= n:
-        out[n - 1 :] = _trailing(minimum_filter1d, arr, n)
-    return out
+    return _rolling(x, n, lambda arr, k: _trailing(minimum_filter1d, arr, k))
 
 
 def _ema_seeded_at(x: FloatArray, n: int, seed_idx: int) -> FloatArray:

@@ -345,10 +345,7 @@ def _model_asset(f: SqlFile, sql: str, refs: tuple[str, ...], settings: Settings
         params = bind_params(sql, f.interval, settings, start, end)
         with duckdb.connect() as conn:
             inserted = run_model(conn, table, sql, params, (start, end), time_column)
-            hashes = record_partition_hashes(
-                conn, table, table, start, end, order_by,
-                {"sql": sql, "params": params}, time_column,
-            )
+            hashes = record_partition_hashes(conn, table, table, start, end, {"sql": sql, "params": params}, time_column)
             meta = _window_metadata(conn, table, time_column, order_by, inserted, start, end, hashes)
         return dg.MaterializeResult(metadata=meta)
 

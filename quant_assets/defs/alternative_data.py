@@ -49,7 +49,7 @@ def _write(duckdb: QuantDuckDB, table: str, frame: pl.DataFrame, start: datetime
            key: tuple[str, ...], params: dict) -> tuple[int, int]:
     with duckdb.connect() as conn:
         inserted, deleted = merge_window(conn, table, frame, start, end, key=key, volatile=("fetched_at",))
-        record_partition_hashes(conn, table, table, start, end, key, params)
+        record_partition_hashes(conn, table, table, start, end, params)
     return inserted, deleted
 
 

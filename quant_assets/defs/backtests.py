@@ -137,8 +137,8 @@ def build_backtest(settings: Settings) -> dg.AssetsDefinition:
             replace_window(conn, "backtest_folds", folds_frame, start, end, time_column="test_start")
             replace_window(conn, "backtest_pnl", pnl_frame, start, end)
             params = {"backtest": bt.__dict__, "interval": interval, "pairs": settings.signals.ema_pairs}
-            record_partition_hashes(conn, "backtest_folds", "backtest_folds", start, end, ("fold",), params, "test_start")
-            record_partition_hashes(conn, "backtest_pnl", "backtest_pnl", start, end, ("ts",), params)
+            record_partition_hashes(conn, "backtest_folds", "backtest_folds", start, end, params, "test_start")
+            record_partition_hashes(conn, "backtest_pnl", "backtest_pnl", start, end, params)
             history = query_frame(conn,
                 "SELECT CAST(ts AS DATE) AS day, sum(ln(1 + net_return)) AS log_return "
                 "FROM backtest_pnl WHERE ts < ? GROUP BY ALL ORDER BY day", [end],

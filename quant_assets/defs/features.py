@@ -159,9 +159,7 @@ def build_feature_asset(settings: Settings, interval: str, catalogue: Catalogue)
                 frame = join_higher_interval(frame, rows, h, step, cols)
             frame = _evolve_schema(conn, table, frame)
             replace_window(conn, table, frame, start, end)
-            hashes = record_partition_hashes(
-                conn, table, table, start, end, ("symbol", "ts"), {"catalogue": catalogue_hash, "interval": interval}
-            )
+            hashes = record_partition_hashes(conn, table, table, start, end, {"catalogue": catalogue_hash, "interval": interval})
             n_hashes = feature_hashes(conn, table, start, end, catalogue_hash)
         nulls = {c: n for c, n in zip(frame.columns, frame.null_count().row(0), strict=True) if n}
         flagged = {c: int(frame[c].sum() or 0) for c in catalogue.flag_columns if c in frame.columns}

@@ -152,8 +152,7 @@ def build_manifest(settings: Settings) -> dg.AssetsDefinition:
             )
             replace_window(conn, "backtest_manifest", frame, start, end, time_column="fold_start")
             conn.executemany("INSERT OR REPLACE INTO experiment_registry VALUES (?, ?, ?, ?, ?, ?, ?)", registry)
-            record_partition_hashes(conn, "backtest_manifest", "backtest_manifest", start, end,
-                                    ("partition_key",), {"experiment_id": exp_id}, "fold_start")
+            record_partition_hashes(conn, "backtest_manifest", "backtest_manifest", start, end, {"experiment_id": exp_id}, "fold_start")
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": frame.height,

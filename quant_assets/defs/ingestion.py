@@ -157,11 +157,7 @@ def build_raw_candles(settings: Settings) -> dg.AssetsDefinition:
             inserted, deleted = merge_window(
                 conn, "raw_candles", frame, start, end, key=("symbol", "ts"), volatile=("fetched_at",)
             )
-            hashes = record_partition_hashes(
-                conn, "raw_candles", "raw_candles", start, end, ("symbol", "ts"),
-                {"providers": settings.candle_providers, "interval": settings.base_interval,
-                 "symbols": settings.symbols, "seed": settings.simulator_seed},
-            )
+            hashes = record_partition_hashes(conn, "raw_candles", "raw_candles", start, end, {"providers": settings.candle_providers, "interval": settings.base_interval, "symbols": settings.symbols, "seed": settings.simulator_seed})
             persist_health(conn, providers.states())
             health = health_report(conn, [s.name for s in providers.states()])
         write_s = time.perf_counter() - began

@@ -196,8 +196,7 @@ def _report_asset(settings: Settings, table: str, key_col: str, description: str
                 "SELECT count(*) FROM ingestion_gaps WHERE kind IN (?, 'poll') AND window_start < ? AND window_end > ?",
                 ["spot" if table == "spot_quotes" else "dex", end, start],
             ).fetchone()[0]
-            hashes = record_partition_hashes(conn, table, table, start, end, (key_col, "ts"),
-                                             {"interval_s": settings.ingestion.poll_interval_s})
+            hashes = record_partition_hashes(conn, table, table, start, end, {"interval_s": settings.ingestion.poll_interval_s})
         expected = len(hashes) * 86400 // settings.ingestion.poll_interval_s
         return dg.MaterializeResult(metadata={
             "dagster/row_count": rows, "keys": keys, "ticks": ticks, "degraded_rows": degraded,

@@ -55,7 +55,7 @@ def build_signal_ic(settings: Settings) -> dg.AssetsDefinition:
                 day = following
             frame = pl.concat(frames).select("day", "signal_name", "ic", "rank_ic", "n_obs")
             replace_window(conn, "signal_ic", frame, start, end, time_column="day")
-            record_partition_hashes(conn, "signal_ic", "signal_ic", start, end, ("day", "signal_name"), {"bars": bars}, "day")
+            record_partition_hashes(conn, "signal_ic", "signal_ic", start, end, {"bars": bars}, "day")
         summary = frame.group_by("signal_name").agg(pl.col("ic").mean().alias("mean_ic"),
                                                     pl.col("rank_ic").mean().alias("mean_rank_ic")).sort("signal_name")
         return dg.MaterializeResult(

@@ -43,10 +43,7 @@ def build_signals(settings: Settings) -> dg.AssetsDefinition:
             )
             frame = crossover_signals(rows, pairs).select("symbol", "ts", "signal_name", "value")
             replace_window(conn, "signals", frame, start, end)
-            hashes = record_partition_hashes(
-                conn, "signals", "signals", start, end, ("signal_name", "symbol", "ts"),
-                {"ema_pairs": pairs},
-            )
+            hashes = record_partition_hashes(conn, "signals", "signals", start, end, {"ema_pairs": pairs})
         counts = dict(frame.group_by("signal_name").len().sort("signal_name").iter_rows())
         return dg.MaterializeResult(
             metadata={

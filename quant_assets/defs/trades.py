@@ -47,9 +47,7 @@ def build_raw_trades(settings: Settings) -> dg.AssetsDefinition:
             inserted, deleted = merge_window(
                 conn, "raw_trades", frame, start, end, key=("symbol", "trade_id"), volatile=("fetched_at",)
             )
-            hashes = record_partition_hashes(
-                conn, "raw_trades", "raw_trades", start, end, ("symbol", "ts", "trade_id"), {"directory": str(directory)}
-            )
+            hashes = record_partition_hashes(conn, "raw_trades", "raw_trades", start, end, {"directory": str(directory)})
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": frame.height,

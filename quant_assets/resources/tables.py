@@ -120,15 +120,13 @@ def daily_content_hashes(
     table: str,
     start: datetime,
     end: datetime,
-    order_by: Sequence[str] = (),
     time_column: str = "ts",
 ) -> dict[str, tuple[int, str]]:
     """``{YYYY-MM-DD: (row_count, sha256)}`` for each UTC day in ``[start, end)``.
 
     The hash is a multiset hash: SHA-256 of ``"<row count>:<sum of DuckDB's 64-bit hash() of
-    each whole row>"``. Equal partitions hash equal whatever the physical row order, so
-    ``order_by`` is not needed (it is accepted for callers that pass their key); a changed,
-    added, removed or duplicated row changes it (accidental collisions have probability about
+    each whole row>"``. Equal partitions hash equal whatever the physical row order; a
+    changed, added, removed or duplicated row changes it (accidental collisions have probability about
     2^-64). It is over ten times cheaper than hashing sorted row text. DuckDB's ``hash()`` may
     change across DuckDB versions, which manifests record: compare hashes made by one version.
     Days without rows get ``(0, sha256(b""))``.
@@ -165,12 +163,11 @@ def record_partition_hashes(
     table: str,
     start: datetime,
     end: datetime,
-    order_by: Sequence[str],
     params: Mapping[str, Any],
     time_column: str = "ts",
 ) -> dict[str, tuple[int, str]]:
     """Store the per-day content hash of ``table`` in ``partition_hashes``; return them."""
-    hashes = daily_content_hashes(conn, table, start, end, order_by, time_column)
+    hashes = daily_content_hashes(conn, table, start, end, time_column)
     p_hash = params_hash(params)
     rows = pl.DataFrame(
         [(asset, table, day, n, h, p_hash) for day, (n, h) in hashes.items()],

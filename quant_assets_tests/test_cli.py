@@ -114,3 +114,17 @@ def test_quant_ui_serves_on_loopback_with_a_running_daemon(tmp_path):
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait(timeout=30)
+
+
+def test_report_piped_into_a_closed_reader_ends_quietly(isolated):
+    data = isolated / "data"
+    data.mkdir()
+    from quant_assets.resources.duckdb import QuantDuckDB
+
+    with QuantDuckDB(database=str(data / "quant.duckdb")).connect():
+        pass
+    quant = Path(sys.executable).parent / "quant"
+    done = subprocess.run(f"'{quant}' report | head -1", shell=True, cwd=isolated, env=os.environ.copy(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.stdout.startswith("DuckDB file:")
+    assert "Traceback" not in done.stderr

@@ -198,8 +198,8 @@ def run_asset(panel: pl.DataFrame, interval: str) -> int:
     import duckdb
 
     from quant_assets.config import load_settings
-    from quant_assets.defs.features import build_feature_asset, feature_catalogue
-    from quant_assets.resources.duckdb import QuantDuckDB
+    from quant_assets.definitions import resources_for
+    from quant_assets.defs.features.assets import build_feature_asset, feature_catalogue
 
     warnings.filterwarnings("ignore")
     with tempfile.TemporaryDirectory() as tmp:
@@ -215,7 +215,7 @@ def run_asset(panel: pl.DataFrame, interval: str) -> int:
         last = (START + timedelta(days=DAYS - 1)).date().isoformat()
         started = time.perf_counter()
         result = dg.materialize(
-            [asset], resources={"duckdb": QuantDuckDB(database=str(settings.duckdb_path))},
+            [asset], resources=resources_for(settings),
             tags={"dagster/asset_partition_range_start": START.date().isoformat(),
                   "dagster/asset_partition_range_end": last},
         )

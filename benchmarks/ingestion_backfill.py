@@ -57,9 +57,9 @@ def _phase(url: str, symbols: list[str], days: int, workers: int) -> dict:
     import dagster as dg
 
     from quant_assets.config import load_settings
-    from quant_assets.defs.ingestion import build_raw_candles
+    from quant_assets.definitions import resources_for
+    from quant_assets.defs.ingestion.raw_candles import build_raw_candles
     from quant_assets.providers.binance import KLINES_LIMIT, KLINES_WEIGHT, BinanceProvider
-    from quant_assets.resources.duckdb import QuantDuckDB
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(config_file=None, env={
@@ -72,7 +72,7 @@ def _phase(url: str, symbols: list[str], days: int, workers: int) -> dict:
             [build_raw_candles(settings)],
             tags={"dagster/asset_partition_range_start": FIRST_DAY.isoformat(),
                   "dagster/asset_partition_range_end": last.isoformat()},
-            resources={"duckdb": QuantDuckDB(database=str(settings.duckdb_path))},
+            resources=resources_for(settings),
         )
         total = time.perf_counter() - began
         meta = result.asset_materializations_for_node("raw_candles")[0].metadata

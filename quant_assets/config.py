@@ -592,3 +592,39 @@ def load_settings(
             raw[section] = values
     _check_known(raw)
     return _validate(raw)
+
+
+def settings_to_json(settings: Settings) -> str:
+    """Canonical JSON of the settings, for Dagster resource config (see :func:`settings_from_json`)."""
+    return json.dumps(asdict(settings), sort_keys=True, default=str)
+
+
+def settings_from_json(text: str) -> Settings:
+    """The :class:`Settings` that :func:`settings_to_json` wrote."""
+    return _rebuild(Settings, json.loads(text))
+
+
+def _rebuild(cls: type, data: Mapping[str, Any]) -> Any:
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(cls)
+
+    def coerce(kind: Any, value: Any) -> Any:
+        if value is None:
+            return None
+        origin = typing.get_origin(kind)
+        if dataclasses.is_dataclass(kind):
+            return _rebuild(kind, value)
+        if origin is tuple:
+            args = typing.get_args(kind)
+            inner = args[0]
+            return tuple(coerce(inner, v) if len(args) == 2 and args[1] is Ellipsis else coerce(a, v)
+                         for a, v in zip(args if args[-1] is not Ellipsis else [inner] * len(value), value, strict=True))
+        if kind is Path or (origin is not None and Path in typing.get_args(kind)):
+            return Path(value)
+        if kind is date:
+            return date.fromisoformat(value)
+        return value
+
+    return cls(**{f.name: coerce(hints[f.name], data[f.name]) for f in dataclasses.fields(cls)})

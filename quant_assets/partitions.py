@@ -7,11 +7,10 @@ same partitions: a partition is one walk-forward fold whose out-of-sample window
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, time, timedelta
-
 import dagster as dg
 
 from quant_assets.config import Settings
+from quant_assets.quant.calendar import Window, utc_naive
 
 
 def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
@@ -25,16 +24,7 @@ def training_window_mapping(settings: Settings) -> dg.TimeWindowPartitionMapping
     )
 
 
-def window_of(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> tuple[datetime, datetime]:
-    """The run's partition window as naive UTC datetimes (DuckDB ``TIMESTAMP`` values)."""
+def window_of(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> Window:
+    """The run's partition window (one day or a single-run range) as naive UTC datetimes."""
     window = context.partition_time_window
-    return _naive_utc(window.start), _naive_utc(window.end)
-
-
-def _naive_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None)
-
-
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    start = datetime.combine(day, time())
-    return start, start + timedelta(days=1)
+    return Window(utc_naive(window.start), utc_naive(window.end))

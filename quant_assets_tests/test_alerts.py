@@ -7,7 +7,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from quant_assets.defs.alerts import (
+from quant_assets.defs.platform.alerts import (
     build_check_alert_sensor,
     build_provider_health_sensor,
     build_run_alert_sensors,

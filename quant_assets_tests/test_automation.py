@@ -6,7 +6,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from quant_assets.defs.automation import STAGE_OWNERS, build_intraday_schedule
+from quant_assets.defs.platform.automation import STAGE_OWNERS, build_intraday_schedule
 from quant_assets_tests.conftest import all_defs
 
 DAY = "2024-03-04"

@@ -11,8 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from quant_assets.config import load_settings
-from quant_assets.resources.migrations import apply_migrations
-from quant_assets.sql_models import (
+from quant_assets.lib.sql_models import (
     MODEL_KEYS,
     SQL_DIR,
     bind_params,
@@ -21,6 +20,7 @@ from quant_assets.sql_models import (
     render,
     run_model,
 )
+from quant_assets.resources.migrations import apply_migrations
 
 SETTINGS = load_settings(env={"QUANT_BASE_INTERVAL": "5m", "QUANT_BAR_INTERVALS": "15m,1h,1d",
                               "QUANT_SYMBOLS": "BTC/USDT,ETH/USDT"}, overrides={"bars": {"roll_vol_window": 20}})

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from quant_assets.config import INTERVAL_MINUTES, bars_per_year
-from quant_assets.defs.features import feature_catalogue, higher_intervals
+from quant_assets.defs.features.assets import feature_catalogue, higher_intervals
 from quant_assets.quant.feature_catalogue import DEFAULT_CATALOGUE
 from quant_assets.quant.features import compute_feature_table, join_higher_interval
 from quant_assets.resources.tables import query_frame

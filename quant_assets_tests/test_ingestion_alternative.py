@@ -8,9 +8,9 @@ import dagster as dg
 import duckdb
 import pytest
 
-from quant_assets.defs.alternative_data import build_alternative_data
-from quant_assets.defs.ingestion import build_raw_candles
-from quant_assets.resources.duckdb import QuantDuckDB
+from quant_assets.definitions import resources_for
+from quant_assets.defs.ingestion.alternative_data import build_alternative_data
+from quant_assets.defs.ingestion.raw_candles import build_raw_candles
 from quant_assets_tests.exchange_server import FAST_RESILIENCE, Fault, base_url_env, start_server
 
 DAY = datetime(2024, 3, 4)
@@ -32,7 +32,7 @@ def server():
 def _run(settings, raise_on_error=True):
     assets, checks = build_alternative_data(settings)
     return dg.materialize([*assets, *checks], partition_key="2024-03-04", raise_on_error=raise_on_error,
-                          resources={"duckdb": QuantDuckDB(database=str(settings.duckdb_path))})
+                          resources=resources_for(settings))
 
 
 def test_alternative_data_is_off_by_default_and_never_calls_out(settings):
@@ -80,7 +80,7 @@ def test_api_keys_never_reach_logs_metadata_tables_or_settings(make_settings, se
     server.requests.clear()
     server.fault("/api/v3/klines", Fault.http(401, body={"code": -2015, "msg": f"Invalid API-key {secret}"}))
     result = dg.materialize([build_raw_candles(settings)], partition_key="2024-03-04",
-                            resources={"duckdb": QuantDuckDB(database=str(settings.duckdb_path))})
+                            resources=resources_for(settings))
     assert result.success
     assert any(headers.get("x-mbx-apikey") == secret for _, _, headers in server.requests)
     events = "\n".join(repr(e) for e in result.all_events)

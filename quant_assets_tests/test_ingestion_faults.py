@@ -11,10 +11,13 @@ import dagster as dg
 import duckdb
 import pytest
 
-from quant_assets.defs.ingestion import build_raw_candles, build_raw_candles_provenance_check
+from quant_assets.definitions import resources_for
+from quant_assets.defs.ingestion.raw_candles import (
+    build_raw_candles,
+    build_raw_candles_provenance_check,
+)
 from quant_assets.providers.resilience import utcnow
 from quant_assets.providers.simulator import SimulatorCandleProvider
-from quant_assets.resources.duckdb import QuantDuckDB
 from quant_assets_tests.conftest import table_digest
 from quant_assets_tests.exchange_server import FAST_RESILIENCE, Fault, base_url_env, start_server
 
@@ -51,7 +54,7 @@ def run(settings, partition=DAY):
     return dg.materialize(
         [build_raw_candles(settings), build_raw_candles_provenance_check(settings)],
         partition_key=partition,
-        resources={"duckdb": QuantDuckDB(database=str(settings.duckdb_path))},
+        resources=resources_for(settings),
         raise_on_error=False,
     )
 

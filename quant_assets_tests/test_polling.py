@@ -7,8 +7,8 @@ import dagster as dg
 import duckdb
 import pytest
 
-from quant_assets.defs.polling import SENSOR_NAME, build_polling, build_polling_sensor
-from quant_assets.resources.duckdb import QuantDuckDB
+from quant_assets.definitions import resources_for
+from quant_assets.defs.ingestion.polling import SENSOR_NAME, build_polling, build_polling_sensor
 from quant_assets_tests.exchange_server import (
     FAST_RESILIENCE,
     Fault,
@@ -42,10 +42,10 @@ def poller(make_settings, server):
         "QUANT_DEX_PROVIDERS": "dexscreener", "QUANT_DEX_PAIRS": f"{PAIR_A},{PAIR_Z}",
     }, resilience={**FAST_RESILIENCE, "rate_scale": 50, "lkg_ttl_s": 300})
     sensor = build_polling_sensor(settings, clock=lambda: clock[0])
-    resource = QuantDuckDB(database=str(settings.duckdb_path))
+    resources = resources_for(settings)
 
     def tick(cursor):
-        context = dg.build_sensor_context(cursor=cursor, resources={"duckdb": resource})
+        context = dg.build_sensor_context(cursor=cursor, resources=resources)
         return sensor(context)
 
     def rows(sql, params=None):
@@ -127,7 +127,7 @@ def test_daily_report_assets_and_their_checks(poller):
     tick(cursor)
     assets, checks, _ = build_polling(settings)
     result = dg.materialize([*assets, *checks], partition_key="2024-03-04",
-                            resources={"duckdb": QuantDuckDB(database=str(settings.duckdb_path))})
+                            resources=resources_for(settings))
     assert result.success
     assert all(e.passed for e in result.get_asset_check_evaluations())
     meta = result.asset_materializations_for_node("spot_quotes")[0].metadata
@@ -136,6 +136,6 @@ def test_daily_report_assets_and_their_checks(poller):
         conn.execute("INSERT INTO spot_quotes VALUES ('BTC/USDT', '2024-03-04 13:00:30', '2024-03-04 13:00:00', "
                      "1.0, NULL, NULL, 'x', now()::TIMESTAMP, 'OK', NULL)")
     result = dg.materialize([*assets, *checks], partition_key="2024-03-04", raise_on_error=False,
-                            resources={"duckdb": QuantDuckDB(database=str(settings.duckdb_path))})
+                            resources=resources_for(settings))
     failed = {e.asset_check_key.name for e in result.get_asset_check_evaluations() if not e.passed}
     assert failed == {"spot_quotes_valid"}

@@ -16,25 +16,10 @@ import time
 from pathlib import Path
 
 import httpx
-import polars as pl
 import pytest
-
-from quant_assets.defs.backtests import equity_metadata, sparkline
 
 DAY = "2024-03-04"
 STARTUP_LIMIT_S = 240  # bounded wait for the server and its code location
-
-
-def test_equity_metadata_is_the_compounded_curve_with_its_drawdown():
-    daily = pl.DataFrame({"day": ["2024-03-01", "2024-03-02", "2024-03-03"],
-                          "log_return": [0.10, -0.20, 0.05]})
-    meta = equity_metadata(daily)
-    assert meta["oos_days_to_date"] == 3
-    assert meta["equity_to_date"] == pytest.approx(pow(2.718281828459045, -0.05))
-    assert meta["max_drawdown_to_date"] == pytest.approx(1 - pow(2.718281828459045, -0.20))
-    assert "| 2024-03-02 |" in meta["equity_curve"].value
-    assert equity_metadata(daily.head(0)) == {"oos_days_to_date": 0}
-    assert sparkline([1.0, 2.0, 3.0]) == "▁▅█"
 
 
 def _free_port() -> int:

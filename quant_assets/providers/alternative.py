@@ -14,8 +14,9 @@ import polars as pl
 
 from quant_assets.providers.base import MalformedResponse
 from quant_assets.providers.binance import binance_symbol
-from quant_assets.providers.frames import epoch_us, naive_utc, optional_float, to_float
+from quant_assets.providers.frames import epoch_us, optional_float, to_float
 from quant_assets.providers.http import HttpProvider
+from quant_assets.quant.calendar import utc_naive
 
 FEAR_GREED_SCHEMA = {"ts": pl.Datetime("us"), "value": pl.Int64(), "classification": pl.Utf8()}
 FUNDING_SCHEMA = {"symbol": pl.Utf8(), "ts": pl.Datetime("us"), "funding_rate": pl.Float64(),
@@ -84,4 +85,4 @@ class BinanceFundingProvider(HttpProvider):
         frame = pl.DataFrame(rows, schema={"symbol": pl.Utf8, "ts": pl.Int64, "funding_rate": pl.Float64,
                                            "mark_price": pl.Float64}, orient="row")
         frame = frame.with_columns(pl.col("ts").cast(pl.Datetime("us"))).unique(maintain_order=True).sort("ts")
-        return frame.filter((pl.col("ts") >= naive_utc(start)) & (pl.col("ts") < naive_utc(end)))
+        return frame.filter((pl.col("ts") >= utc_naive(start)) & (pl.col("ts") < utc_naive(end)))

@@ -21,7 +21,8 @@ import polars as pl
 from quant_assets.providers.base import ProviderError
 from quant_assets.providers.binance import binance_symbol
 from quant_assets.providers.files import local_state
-from quant_assets.providers.frames import candle_frame, in_window, naive_utc
+from quant_assets.providers.frames import candle_frame, in_window
+from quant_assets.quant.calendar import utc_naive
 
 COLUMNS = ["open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
            "count", "taker_buy_volume", "taker_buy_quote_volume", "ignore"]
@@ -94,7 +95,7 @@ class BinanceArchiveProvider:
     def fetch_candles(self, symbol: str, interval: str, start: datetime, end: datetime) -> pl.DataFrame:
         if self.directory is None:
             raise ProviderError("binance_archive: no directory configured (QUANT_FILES_DIR or providers.files_dir)")
-        start, end = naive_utc(start), naive_utc(end)
+        start, end = utc_naive(start), utc_naive(end)
         code = binance_symbol(symbol)
         frames, used = [], set()
         day = start.date()

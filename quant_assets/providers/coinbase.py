@@ -19,11 +19,11 @@ from quant_assets.providers.frames import (
     INTERVAL_SECONDS,
     candle_frame,
     in_window,
-    naive_utc,
     split_symbol,
     to_float,
 )
 from quant_assets.providers.http import HttpProvider
+from quant_assets.quant.calendar import utc_naive
 
 GRANULARITIES = (60, 300, 900, 3600, 21600, 86400)
 CANDLES_LIMIT = 300
@@ -50,7 +50,7 @@ def parse_candle_rows(body: object) -> list[tuple]:
 
 
 def _iso(moment: datetime) -> str:
-    return naive_utc(moment).isoformat() + "Z"
+    return utc_naive(moment).isoformat() + "Z"
 
 
 class CoinbaseProvider(HttpProvider):
@@ -64,8 +64,8 @@ class CoinbaseProvider(HttpProvider):
             raise ClientError(f"coinbase has no {interval} candles; granularities {GRANULARITIES}", status=400)
         step = timedelta(seconds=granularity)
         rows: list[tuple] = []
-        page_start = naive_utc(start)
-        end = naive_utc(end)
+        page_start = utc_naive(start)
+        end = utc_naive(end)
         while page_start < end:
             page_end = min(page_start + step * CANDLES_LIMIT, end)
             # start and end are both inclusive bucket times: 300 buckets at most.
@@ -83,7 +83,7 @@ class CoinbaseProvider(HttpProvider):
                 if not isinstance(body, dict):
                     raise MalformedResponse("ticker body is not an object")
                 when = datetime.fromisoformat(str(body["time"]).replace("Z", "+00:00"))
-                return {"symbol": symbol, "quote_ts": naive_utc(when), "price": to_float(body["price"], "price"),
+                return {"symbol": symbol, "quote_ts": utc_naive(when), "price": to_float(body["price"], "price"),
                         "bid": to_float(body["bid"], "bid"), "ask": to_float(body["ask"], "ask")}
 
             return self.call(f"/products/{product_id(symbol)}/ticker", parse=parse)

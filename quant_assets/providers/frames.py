@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import polars as pl
 
 from quant_assets.config import INTERVAL_MINUTES
 from quant_assets.providers.base import CANDLE_SCHEMA, MalformedResponse
+from quant_assets.quant.calendar import utc_naive
 
 INTERVAL_SECONDS = {name: minutes * 60 for name, minutes in INTERVAL_MINUTES.items()}
 
@@ -21,12 +22,8 @@ def split_symbol(symbol: str) -> tuple[str, str]:
     return base.upper(), quote.upper()
 
 
-def naive_utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
-
-
 def epoch_us(moment: datetime) -> int:
-    moment = naive_utc(moment)
+    moment = utc_naive(moment)
     return int((moment - datetime(1970, 1, 1)).total_seconds() * 1_000_000)
 
 
@@ -77,4 +74,4 @@ def candle_frame(symbol: str, rows: Iterable[Sequence[object]]) -> pl.DataFrame:
 
 
 def in_window(frame: pl.DataFrame, start: datetime, end: datetime) -> pl.DataFrame:
-    return frame.filter((pl.col("ts") >= naive_utc(start)) & (pl.col("ts") < naive_utc(end)))
+    return frame.filter((pl.col("ts") >= utc_naive(start)) & (pl.col("ts") < utc_naive(end)))

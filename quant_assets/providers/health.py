@@ -9,8 +9,7 @@ concurrent runs do not overwrite each other's counts). The alert sensor reads
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable
 
 import duckdb
 
@@ -72,36 +71,3 @@ def persist_health(conn: duckdb.DuckDBPyConnection, states: Iterable[ProviderSta
             """,
             [state.name, requests, successes, latency, recent[-RECENT_CALLS:], now, RECENT_CALLS],
         ).fetchall()
-
-
-def health_report(conn: duckdb.DuckDBPyConnection, names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Health and metrics per provider, JSON-ready, for asset metadata."""
-    out: dict[str, dict[str, Any]] = {}
-    for name in names:
-        row = conn.execute(
-            """
-            SELECT h.status, h.fail_count, h.disabled_until, h.last_ok_at, h.last_error,
-                   m.requests, m.successes, m.latency_ms_total, m.recent_calls
-            FROM provider_health h LEFT JOIN provider_metrics m USING (provider_name)
-            WHERE h.provider_name = ?
-            """,
-            [name],
-        ).fetchall()
-        if not row:
-            continue
-        row = row[0]
-        status, fail_count, disabled_until, last_ok_at, last_error, req, ok, latency, recent = row
-        req, ok, recent = req or 0, ok or 0, recent or ""
-        out[name] = {
-            "status": status,
-            "fail_count": fail_count,
-            "disabled_until": str(disabled_until) if disabled_until else None,
-            "last_ok_at": str(last_ok_at) if last_ok_at else None,
-            "requests": req,
-            "successes": ok,
-            "success_rate": round(ok / req, 4) if req else None,
-            "success_rate_last_100": round(recent.count("1") / len(recent), 4) if recent else None,
-            "mean_latency_ms": round(latency / req, 2) if req else None,
-            "last_error": last_error,
-        }
-    return out

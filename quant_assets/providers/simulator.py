@@ -56,7 +56,7 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import IntEnum
 
 import numpy as np
@@ -64,6 +64,7 @@ import polars as pl
 
 from quant_assets.config import INTERVAL_MINUTES
 from quant_assets.providers.base import CANDLE_SCHEMA, empty_candles
+from quant_assets.quant.calendar import utc_naive
 
 __all__ = ["EPOCH", "SimulatorCandleProvider", "interval_minutes", "simulate_day"]
 
@@ -404,12 +405,6 @@ def simulate_day(symbol: str, day: date, interval: str = "1m", seed: int = 42) -
     return _frame(symbol, _simulate(symbol, day, minutes, seed, params, daily))
 
 
-def _naive_utc(moment: datetime) -> datetime:
-    if moment.tzinfo is not None:
-        return moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
-
-
 class SimulatorCandleProvider:
     """:class:`~quant_assets.providers.base.CandleProvider` backed by :func:`simulate_day`."""
 
@@ -432,7 +427,7 @@ class SimulatorCandleProvider:
         minutes = interval_minutes(interval)
         if not isinstance(symbol, str) or not symbol:
             raise ValueError(f"symbol must be a non-empty string, got {symbol!r}")
-        start, end = _naive_utc(start), _naive_utc(end)
+        start, end = utc_naive(start), utc_naive(end)
         first = max(start, datetime.combine(EPOCH, time()))
         if first >= end:
             return empty_candles()

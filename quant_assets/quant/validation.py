@@ -9,6 +9,7 @@ uses only that day's bars. NaN (returned as None) when fewer than 3 pairs or a s
 """
 
 import math
+from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -42,3 +43,20 @@ def information_coefficients(signals: pl.DataFrame, bars: pl.DataFrame) -> pl.Da
         rank_ic = _pearson(ranks["value"].to_numpy(), ranks["forward_return"].to_numpy())
         rows.append((name, _pearson(x, y), rank_ic, group.height))
     return pl.DataFrame(rows, schema=IC_SCHEMA, orient="row")
+
+
+def daily_information_coefficients(signals: pl.DataFrame, bars: pl.DataFrame, days: list[datetime]) -> pl.DataFrame:
+    """:func:`information_coefficients` of each UTC day on that day's bars alone.
+
+    ``days`` are the days' midnights; a day without signals has no rows. Columns ``day``,
+    ``signal_name``, ``ic``, ``rank_ic``, ``n_obs``.
+    """
+    frames = []
+    for day in days:
+        in_day = (pl.col("ts") >= day) & (pl.col("ts") < day + timedelta(days=1))
+        todays = signals.filter(in_day)
+        ic = information_coefficients(todays, bars.filter(in_day)) if todays.height else pl.DataFrame(schema=IC_SCHEMA)
+        frames.append(ic.with_columns(day=pl.lit(day, dtype=pl.Datetime("us"))))
+    if not frames:
+        return pl.DataFrame(schema={"day": pl.Datetime("us"), **IC_SCHEMA})
+    return pl.concat(frames).select("day", "signal_name", "ic", "rank_ic", "n_obs")

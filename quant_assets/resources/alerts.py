@@ -33,6 +33,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 
 from quant_assets.config import AlertSettings
 from quant_assets.quant.alerting import Action, Observation, OpenAlert, decide, headline
+from quant_assets.quant.calendar import utc_naive
 from quant_assets.resources.migrations import apply_migrations
 from quant_assets.resources.tables import table_exists
 
@@ -250,10 +251,6 @@ def open_alerts(conn: duckdb.DuckDBPyConnection) -> dict[str, OpenAlert]:
     return {key: OpenAlert(alert_id, severity, int(n)) for key, alert_id, severity, n in rows}
 
 
-def _naive(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
-
-
 @dataclass
 class BatchOutcome:
     observed: int = 0
@@ -283,7 +280,7 @@ def record_observations(
     try:
         current = open_alerts(conn)
         for obs in observations:
-            at = _naive(obs.at)
+            at = utc_naive(obs.at)
             message = redact(obs.message, secrets)
             details = redact(json.dumps(obs.details or {}, sort_keys=True, default=str), secrets)
             state = current.get(obs.key)

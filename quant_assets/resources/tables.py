@@ -12,16 +12,48 @@ import hashlib
 import json
 import re
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import duckdb
 import polars as pl
 
+from quant_assets.quant.calendar import Window
+
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 EMPTY_HASH = hashlib.sha256(b"").hexdigest()
+_OPEN_TRANSACTIONS: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, int] = weakref.WeakKeyDictionary()
+
+
+@contextmanager
+def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One transaction around the block: COMMIT when it ends, ROLLBACK on any exception.
+
+    Re-entrant: a block inside another one joins the outer transaction (DuckDB has no nested
+    transactions), so writers can be composed and the outermost block decides.
+    """
+    depth = _OPEN_TRANSACTIONS.get(conn, 0)
+    if depth:
+        _OPEN_TRANSACTIONS[conn] = depth + 1
+        try:
+            yield conn
+        finally:
+            _OPEN_TRANSACTIONS[conn] = depth
+        return
+    conn.execute("BEGIN TRANSACTION")
+    _OPEN_TRANSACTIONS[conn] = 1
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+    finally:
+        _OPEN_TRANSACTIONS.pop(conn, None)
 
 
 @contextmanager
@@ -52,10 +84,11 @@ def query_frame(conn: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -
 
 
 def table_exists(conn: duckdb.DuckDBPyConnection, table: str) -> bool:
-    row = conn.execute(
+    """Whether ``table`` exists (result fully fetched: DuckDB 2 refuses work on a half-read result)."""
+    rows = conn.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-    ).fetchone()
-    return bool(row and row[0])
+    ).fetchall()
+    return bool(rows[0][0])
 
 
 def table_columns(conn: duckdb.DuckDBPyConnection, table: str) -> list[str]:
@@ -85,28 +118,23 @@ def replace_window(
 ) -> int:
     """Replace the rows of ``table`` with ``time_column`` in ``[start, end)`` by ``frame``.
 
-    One transaction: on any error nothing of the window changes. Creates the table from the
+    One transaction (or part of the caller's :func:`transaction`): on any error nothing of
+    the window changes. Creates the table from the
     frame's schema when it does not exist yet. Returns the number of rows inserted.
     """
     outside = frame.filter((pl.col(time_column) < start) | (pl.col(time_column) >= end)).height
     if outside:
         raise ValueError(f"{outside} rows for {table} fall outside the window [{start}, {end})")
     quoted = ident(table)
-    with registered(conn, "_window_rows", frame):
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            if not table_exists(conn, table):
-                conn.execute(f"CREATE TABLE {quoted} AS SELECT * FROM _window_rows WHERE false")
-            ensure_columns_match(conn, table, frame.columns)
-            conn.execute(
-                f"DELETE FROM {quoted} WHERE {ident(time_column)} >= ? AND {ident(time_column)} < ?",
-                [start, end],
-            )
-            conn.execute(f"INSERT INTO {quoted} BY NAME SELECT * FROM _window_rows")
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
+    with registered(conn, "_window_rows", frame), transaction(conn):
+        if not table_exists(conn, table):
+            conn.execute(f"CREATE TABLE {quoted} AS SELECT * FROM _window_rows WHERE false")
+        ensure_columns_match(conn, table, frame.columns)
+        conn.execute(
+            f"DELETE FROM {quoted} WHERE {ident(time_column)} >= ? AND {ident(time_column)} < ?",
+            [start, end],
+        )
+        conn.execute(f"INSERT INTO {quoted} BY NAME SELECT * FROM _window_rows")
     return frame.height
 
 
@@ -143,18 +171,7 @@ def daily_content_hashes(
         [start, end],
     ).fetchall()
     found = {day: (int(n), str(h)) for day, n, h in rows}
-    out: dict[str, tuple[int, str]] = {}
-    for day in _days(start.date(), end.date()):
-        key = day.isoformat()
-        out[key] = found.get(key, (0, EMPTY_HASH))
-    return out
-
-
-def _days(first: date, stop: date) -> Iterable[date]:
-    day = first
-    while day < stop:
-        yield day
-        day += timedelta(days=1)
+    return {key: found.get(key, (0, EMPTY_HASH)) for key in Window(start, end).keys()}
 
 
 def record_partition_hashes(
@@ -206,7 +223,8 @@ def merge_window(
     A stored row whose every column except ``volatile`` ones (e.g. ``fetched_at``) equals a
     row of ``frame`` is kept as stored; others in the window are deleted, and the new or
     changed rows inserted. Re-fetching identical data thus leaves the table byte-identical,
-    and ``fetched_at`` keeps meaning "first seen with these values". One transaction.
+    and ``fetched_at`` keeps meaning "first seen with these values". One transaction (or part
+    of the caller's :func:`transaction`).
     Returns ``(inserted, deleted)``.
     """
     quoted, col = ident(table), ident(time_column)
@@ -216,20 +234,14 @@ def merge_window(
     outside = frame.filter((pl.col(time_column) < start) | (pl.col(time_column) >= end)).height
     if outside:
         raise ValueError(f"{outside} rows for {table} fall outside the window [{start}, {end})")
-    with registered(conn, "_merge_rows", frame):
-        conn.execute("BEGIN TRANSACTION")
-        try:
-            deleted = conn.execute(
-                f"DELETE FROM {quoted} AS t WHERE t.{col} >= ? AND t.{col} < ? "
-                f"AND NOT EXISTS (SELECT 1 FROM _merge_rows AS s WHERE {same_row})",
-                [start, end],
-            ).fetchone()[0]
-            inserted = conn.execute(
-                f"INSERT INTO {quoted} BY NAME SELECT s.* FROM _merge_rows AS s "
-                f"WHERE NOT EXISTS (SELECT 1 FROM {quoted} AS t WHERE {same_key})"
-            ).fetchone()[0]
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
+    with registered(conn, "_merge_rows", frame), transaction(conn):
+        deleted = conn.execute(
+            f"DELETE FROM {quoted} AS t WHERE t.{col} >= ? AND t.{col} < ? "
+            f"AND NOT EXISTS (SELECT 1 FROM _merge_rows AS s WHERE {same_row})",
+            [start, end],
+        ).fetchone()[0]
+        inserted = conn.execute(
+            f"INSERT INTO {quoted} BY NAME SELECT s.* FROM _merge_rows AS s "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {quoted} AS t WHERE {same_key})"
+        ).fetchone()[0]
     return int(inserted), int(deleted)

@@ -13,18 +13,10 @@ import dagster as dg
 import polars as pl
 
 from quant_assets.config import INTERVAL_MINUTES, Settings, bars_per_year
-from quant_assets.partitions import daily_partitions, window_of
+from quant_assets.lib.partitioned import AssetOutput, TableWrite, WindowStep, daily_asset
 from quant_assets.quant.feature_catalogue import Catalogue, load_catalogue
 from quant_assets.quant.features import compute_feature_table, join_higher_interval
-from quant_assets.resources.duckdb import QuantDuckDB
-from quant_assets.resources.tables import (
-    ident,
-    preview_markdown,
-    query_frame,
-    record_partition_hashes,
-    replace_window,
-    table_columns,
-)
+from quant_assets.resources.tables import ident, query_frame, table_columns, table_exists
 
 _DUCK_TYPES = {pl.Float64: "DOUBLE", pl.Boolean: "BOOLEAN"}
 
@@ -42,14 +34,6 @@ def higher_intervals(settings: Settings, interval: str) -> list[str]:
         i for i in settings.bar_intervals
         if INTERVAL_MINUTES[i] > minutes and INTERVAL_MINUTES[i] % minutes == 0
     ]
-
-
-def _exists(conn, table: str) -> bool:
-    """Whether ``table`` exists (result fully fetched: DuckDB 2 refuses work on a half-read result)."""
-    rows = conn.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [table]
-    ).fetchall()
-    return bool(rows[0][0])
 
 
 def feature_hashes(conn, table: str, start, end, catalogue_hash: str) -> int:
@@ -79,7 +63,7 @@ def _evolve_schema(conn, table: str, frame: pl.DataFrame) -> pl.DataFrame:
 
     A column the catalogue dropped is an error: the stored partitions would mean something else.
     """
-    if not _exists(conn, table):
+    if not table_exists(conn, table):
         return frame
     existing = table_columns(conn, table)
     gone = [c for c in existing if c not in frame.columns]
@@ -105,9 +89,10 @@ def build_feature_asset(settings: Settings, interval: str, catalogue: Catalogue)
     joined = [f"htf_{h}_{c}" for h in higher for c in catalogue.higher_interval_features]
     families = sorted({s.family for s in catalogue.features})
 
-    @dg.asset(
+    @daily_asset(
+        settings,
         name=table,
-        group_name="features",
+        group="features",
         description=(
             f"Feature store on {interval} bars, keyed by (symbol, ts): {len(catalogue.columns)} catalogue "
             f"features ({', '.join(families)}; TA-Lib definitions and warm-ups, NULL before warm-up), "
@@ -120,63 +105,53 @@ def build_feature_asset(settings: Settings, interval: str, catalogue: Catalogue)
             "feature_hashes."
         ),
         deps=[bars, *(f"features_{h}" for h in higher)],
-        partitions_def=daily_partitions(settings),
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        kinds={"python", "polars", "duckdb"},
-        pool="duckdb",
         code_version=catalogue_hash[:16],
         metadata={
-            "table": table,
             "catalogue": catalogue.source,
             "catalogue_hash": catalogue_hash,
             "columns": dg.MetadataValue.json([*catalogue.columns, *catalogue.flag_columns, *joined]),
         },
     )
-    def features(context: dg.AssetExecutionContext, duckdb: QuantDuckDB) -> dg.MaterializeResult:
-        start, end = window_of(context)
-        with duckdb.connect() as conn:
-            history = query_frame(conn,
-                "SELECT symbol, ts, open, high, low, close, volume, quote_volume "
-                f"FROM {ident(bars)} WHERE ts < ? AND list_contains(?, symbol) ORDER BY symbol, ts",
-                [end, read_symbols],
-            )
-            frame = compute_feature_table(history, catalogue, per_year).filter(
-                (pl.col("ts") >= start) & (pl.col("ts") < end) & pl.col("symbol").is_in(symbols)
-            )
-            for h in higher:
-                step = INTERVAL_MINUTES[h]
-                cols = list(catalogue.higher_interval_features)
-                upper = f"features_{h}"
-                if _exists(conn, upper):
-                    rows = query_frame(conn,
-                        f"SELECT symbol, ts, {', '.join(ident(c) for c in cols)} FROM {ident(upper)} "
-                        "WHERE ts >= ? - to_minutes(CAST(? AS BIGINT)) AND ts < ?",
-                        [start, 2 * step, end],
-                    )
-                else:
-                    rows = pl.DataFrame(schema={"symbol": pl.Utf8, "ts": frame.schema["ts"],
-                                                **dict.fromkeys(cols, pl.Float64)})
-                frame = join_higher_interval(frame, rows, h, step, cols)
-            frame = _evolve_schema(conn, table, frame)
-            replace_window(conn, table, frame, start, end)
-            hashes = record_partition_hashes(conn, table, table, start, end, {"catalogue": catalogue_hash, "interval": interval})
-            n_hashes = feature_hashes(conn, table, start, end, catalogue_hash)
+    def features(step: WindowStep) -> AssetOutput:
+        conn, (start, end) = step.conn, step.window
+        history = query_frame(conn,
+            "SELECT symbol, ts, open, high, low, close, volume, quote_volume "
+            f"FROM {ident(bars)} WHERE ts < ? AND list_contains(?, symbol) ORDER BY symbol, ts",
+            [end, read_symbols],
+        )
+        frame = compute_feature_table(history, catalogue, per_year).filter(
+            (pl.col("ts") >= start) & (pl.col("ts") < end) & pl.col("symbol").is_in(symbols)
+        )
+        for h in higher:
+            frame = join_higher_interval(frame, _higher_rows(conn, h, catalogue, frame, start, end), h,
+                                         INTERVAL_MINUTES[h], list(catalogue.higher_interval_features))
+        by_day = frame.group_by(pl.col("ts").dt.date().alias("day")).agg(
+            *[pl.col(c).sum().alias(c) for c in catalogue.flag_columns if c in frame.columns])
+        daily = {str(row.pop("day")): {f"flagged_{k}": v for k, v in row.items()} for row in by_day.iter_rows(named=True)}
         nulls = {c: n for c, n in zip(frame.columns, frame.null_count().row(0), strict=True) if n}
-        flagged = {c: int(frame[c].sum() or 0) for c in catalogue.flag_columns if c in frame.columns}
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": frame.height,
-                "window": f"[{start.isoformat()}, {end.isoformat()})",
-                "partitions": len(hashes),
-                "feature_hashes": n_hashes,
-                "history_rows_read": history.height,
-                "null_counts": dg.MetadataValue.json(nulls),
-                "outliers_flagged": dg.MetadataValue.json(flagged),
-                "preview": dg.MetadataValue.md(preview_markdown(frame.select(frame.columns[:12]).tail(10))),
-            }
+        return AssetOutput(
+            [TableWrite(table, frame, params={"catalogue": catalogue_hash, "interval": interval},
+                        prepare=lambda c, f: _evolve_schema(c, table, f))],
+            daily=daily,
+            summary={"history_rows_read": history.height},
+            extra={"null_counts": dg.MetadataValue.json(nulls)},
+            also=[lambda c: feature_hashes(c, table, start, end, catalogue_hash)],
         )
 
     return features
+
+
+def _higher_rows(conn, h: str, catalogue: Catalogue, frame: pl.DataFrame, start, end) -> pl.DataFrame:
+    """The higher interval's features from two of its bars before the window to its end."""
+    cols = list(catalogue.higher_interval_features)
+    upper = f"features_{h}"
+    if not table_exists(conn, upper):
+        return pl.DataFrame(schema={"symbol": pl.Utf8, "ts": frame.schema["ts"], **dict.fromkeys(cols, pl.Float64)})
+    return query_frame(conn,
+        f"SELECT symbol, ts, {', '.join(ident(c) for c in cols)} FROM {ident(upper)} "
+        "WHERE ts >= ? - to_minutes(CAST(? AS BIGINT)) AND ts < ?",
+        [start, 2 * INTERVAL_MINUTES[h], end],
+    )
 
 
 def build_features(settings: Settings) -> list[dg.AssetsDefinition]:

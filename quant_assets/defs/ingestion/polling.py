@@ -23,14 +23,15 @@ import dagster as dg
 import polars as pl
 
 from quant_assets.config import Settings
-from quant_assets.defs.ingestion import record_gaps
-from quant_assets.partitions import daily_partitions, window_of
+from quant_assets.defs.ingestion.gaps import record_gaps
+from quant_assets.lib.checks import Verdict, daily_check
+from quant_assets.lib.partitioned import AssetOutput, TableWrite, WindowStep, daily_asset
+from quant_assets.lib.providers import ProvidersResource
 from quant_assets.providers.chain import fetch_snapshots
-from quant_assets.providers.health import persist_health, restore_health
-from quant_assets.providers.registry import ProviderSet
 from quant_assets.providers.resilience import utcnow
+from quant_assets.quant.calendar import Window
 from quant_assets.resources.duckdb import QuantDuckDB
-from quant_assets.resources.tables import ident, query_frame, record_partition_hashes
+from quant_assets.resources.tables import ident, query_frame
 
 SPOT_COLUMNS = ("symbol", "ts", "quote_ts", "price", "bid", "ask", "provider", "fetched_at", "fetch_status", "error")
 DEX_COLUMNS = (
@@ -74,18 +75,18 @@ def _lkg(conn, table: str, key_col: str, keys: list[str], tick: datetime, ttl_s:
 
 
 def poll_once(settings: Settings, duckdb: QuantDuckDB, tick: datetime, last_tick: datetime | None,
-              providers: ProviderSet | None = None) -> dict:
-    """Poll one tick into the tables; return a summary. Does nothing for a tick already done."""
+              providers: ProvidersResource) -> dict:
+    """Poll one tick into the tables; return a summary. Does nothing for a tick already done.
+
+    ``providers`` is the set-up providers resource: it restored health before and persists it after.
+    """
     interval = settings.ingestion.poll_interval_s
     ttl = settings.ingestion.resilience.lkg_ttl_s
     if last_tick is not None and tick <= last_tick:
         return {"tick": tick.isoformat(), "skipped": "tick already polled"}
-    providers = providers or ProviderSet(settings)
     spot_chain, dex_chain = providers.spot(), providers.dex()
     summary: dict = {"tick": tick.isoformat(), "spot_rows": 0, "dex_rows": 0, "degraded": [], "gaps": [],
                      "rejected": 0, "failures": []}
-    with duckdb.connect() as conn:
-        restore_health(conn, providers.states())
     spot = fetch_snapshots(spot_chain, settings.symbols, "fetch_spot", pl.col("symbol"),
                            required=("price",), optional=("bid", "ask"))
     dex = None
@@ -136,8 +137,6 @@ def poll_once(settings: Settings, duckdb: QuantDuckDB, tick: datetime, last_tick
                 summary["gaps"] += [k for k, _ in gaps]
             if frames:
                 summary[f"{kind}_rows"] = _insert(conn, table, pl.concat(frames, how="vertical_relaxed"), columns)
-        persist_health(conn, providers.states())
-    providers.close()
     return summary
 
 
@@ -154,10 +153,11 @@ def build_polling_sensor(settings: Settings, clock: Callable[[], datetime] = utc
             "dex_snapshots, one row per key and tick; the cursor is the last tick written."
         ),
     )
-    def poll_spot_and_dex(context: dg.SensorEvaluationContext, duckdb: QuantDuckDB) -> dg.SensorResult:
+    def poll_spot_and_dex(context: dg.SensorEvaluationContext, duckdb: QuantDuckDB,
+                          providers: ProvidersResource) -> dg.SensorResult:
         tick = floor_tick(clock(), interval)
         last = datetime.fromisoformat(context.cursor) if context.cursor else None
-        summary = poll_once(settings, duckdb, tick, last)
+        summary = poll_once(settings, duckdb, tick, last, providers)
         if "skipped" in summary:
             return dg.SensorResult(cursor=context.cursor, skip_reason=dg.SkipReason(summary["skipped"]))
         context.log.info(f"polled {summary}")
@@ -174,61 +174,58 @@ def build_polling_sensor(settings: Settings, clock: Callable[[], datetime] = utc
 
 
 def _report_asset(settings: Settings, table: str, key_col: str, description: str) -> dg.AssetsDefinition:
-    @dg.asset(
+    kind = "spot" if table == "spot_quotes" else "dex"
+    ticks_per_day = 86400 // settings.ingestion.poll_interval_s
+
+    @daily_asset(
+        settings,
         name=table,
-        group_name="ingestion",
+        group="ingestion",
         description=description,
-        partitions_def=daily_partitions(settings),
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        kinds={"python", "duckdb"},
-        pool="duckdb",
-        metadata={"table": table, "written_by": f"sensor {SENSOR_NAME}"},
+        kinds=("python", "duckdb"),
+        metadata={"written_by": f"sensor {SENSOR_NAME}"},
     )
-    def _asset(context: dg.AssetExecutionContext, duckdb: QuantDuckDB) -> dg.MaterializeResult:
-        start, end = window_of(context)
-        with duckdb.connect() as conn:
-            rows, keys, ticks, degraded = conn.execute(
-                f"SELECT count(*), count(DISTINCT {ident(key_col)}), count(DISTINCT ts), "
-                f"count(*) FILTER (fetch_status = 'DEGRADED') FROM {ident(table)} WHERE ts >= ? AND ts < ?",
-                [start, end],
-            ).fetchone()
-            gaps = conn.execute(
+    def _asset(step: WindowStep) -> AssetOutput:
+        counts = query_frame(step.conn,
+            f"SELECT strftime(CAST(ts AS DATE), '%Y-%m-%d') AS day, count(DISTINCT {ident(key_col)}) AS keys, "
+            f"count(DISTINCT ts) AS ticks, count(*) FILTER (fetch_status = 'DEGRADED') AS degraded_rows "
+            f"FROM {ident(table)} WHERE ts >= ? AND ts < ? GROUP BY ALL",
+            list(step.window),
+        )
+        daily = {row.pop("day"): {**row, "tick_coverage": round(row["ticks"] / ticks_per_day, 6)}
+                 for row in counts.iter_rows(named=True)}
+        for day in step.window.days():
+            gaps = step.conn.execute(
                 "SELECT count(*) FROM ingestion_gaps WHERE kind IN (?, 'poll') AND window_start < ? AND window_end > ?",
-                ["spot" if table == "spot_quotes" else "dex", end, start],
+                [kind, day.end, day.start],
             ).fetchone()[0]
-            hashes = record_partition_hashes(conn, table, table, start, end, {"interval_s": settings.ingestion.poll_interval_s})
-        expected = len(hashes) * 86400 // settings.ingestion.poll_interval_s
-        return dg.MaterializeResult(metadata={
-            "dagster/row_count": rows, "keys": keys, "ticks": ticks, "degraded_rows": degraded,
-            "gaps_recorded": gaps, "tick_coverage": round(ticks / expected, 6) if expected else 0.0,
-            "note": "polled live by the sensor; a past day cannot be backfilled, this reports what was stored",
-        })
+            daily.setdefault(day.key, {"tick_coverage": 0.0})["gaps_recorded"] = gaps
+        return AssetOutput(
+            [TableWrite(table, None, params={"interval_s": settings.ingestion.poll_interval_s})],
+            daily=daily,
+            extra={"note": "polled live by the sensor; a past day cannot be backfilled, this reports what was stored"},
+        )
 
     return _asset
 
 
 def _valid_check(settings: Settings, table: str, price_col: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(
+    @daily_check(
+        settings,
         asset=table,
         name=f"{table}_valid",
-        blocking=True,
-        partitions_def=daily_partitions(settings),
-        pool="duckdb",
         description=f"Every stored row of {table} has a finite {price_col} > 0, a tick on the polling grid, "
         "provenance (provider, fetched_at), fetch_status OK or DEGRADED, and DEGRADED rows carry their error.",
     )
-    def _check(context: dg.AssetCheckExecutionContext, duckdb: QuantDuckDB) -> dg.AssetCheckResult:
-        start, end = window_of(context)
-        with duckdb.connect() as conn:
-            bad = conn.execute(
-                f"SELECT count(*) FROM {ident(table)} WHERE ts >= ? AND ts < ? AND NOT ("
-                f"isfinite({ident(price_col)}) AND {ident(price_col)} > 0 AND epoch(ts)::BIGINT % ? = 0 "
-                "AND provider IS NOT NULL AND fetched_at IS NOT NULL "
-                "AND fetch_status IN ('OK', 'DEGRADED') AND (fetch_status = 'OK' OR error IS NOT NULL))",
-                [start, end, settings.ingestion.poll_interval_s],
-            ).fetchone()[0]
-        return dg.AssetCheckResult(passed=bad == 0, severity=dg.AssetCheckSeverity.ERROR,
-                                   metadata={"failing_rows": bad})
+    def _check(conn, day: Window | None) -> Verdict:
+        bad = conn.execute(
+            f"SELECT count(*) FROM {ident(table)} WHERE ts >= ? AND ts < ? AND NOT ("
+            f"isfinite({ident(price_col)}) AND {ident(price_col)} > 0 AND epoch(ts)::BIGINT % ? = 0 "
+            "AND provider IS NOT NULL AND fetched_at IS NOT NULL "
+            "AND fetch_status IN ('OK', 'DEGRADED') AND (fetch_status = 'OK' OR error IS NOT NULL))",
+            [*day, settings.ingestion.poll_interval_s],
+        ).fetchone()[0]
+        return Verdict(bad == 0, {"failing_rows": bad})
 
     return _check
 

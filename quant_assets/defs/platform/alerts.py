@@ -19,7 +19,6 @@ table are ``resources.alerts``. Sensors start RUNNING when ``alerts.enabled`` (t
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import (  # not re-exported by dagster
@@ -28,7 +27,12 @@ from dagster._core.storage.asset_check_execution_record import (  # not re-expor
 )
 
 from quant_assets.config import Settings
-from quant_assets.quant.alerting import Observation
+from quant_assets.quant.alerting import (
+    DayResult,
+    Observation,
+    check_observations,
+    provider_observations,
+)
 from quant_assets.resources.alerts import AlertStoreBusy, process_observations, read_provider_health
 
 PAGE = 100
@@ -78,34 +82,21 @@ def fetch_check_evaluations(
     return found, advanced
 
 
-def is_daily_copy(record: AssetCheckExecutionRecord) -> bool:
-    """A per-day result a multi-day run logs besides its own (see ``sql_models``)."""
-    return "day_of_range" in record.event.dagster_event.event_specific_data.metadata
-
-
-def check_observation(record: AssetCheckExecutionRecord, settings: Settings) -> Observation:
+def day_result(record: AssetCheckExecutionRecord) -> DayResult:
+    """One stored evaluation as the alert rules see it."""
     entry = record.event
     evaluation = entry.dagster_event.event_specific_data  # AssetCheckEvaluation
-    asset = evaluation.asset_key.to_user_string()
-    blocking = bool(evaluation.blocking) or evaluation.severity == dg.AssetCheckSeverity.ERROR
     failing_rows = evaluation.metadata.get("failing_rows")
-    partition = evaluation.partition or record.partition  # None for a range run: the run link shows it
-    where = f" for {partition}" if partition else ""
-    if evaluation.passed:
-        message = f"check {evaluation.check_name} on {asset} passes again{where}"
-    else:
-        rows = f": {failing_rows.value} failing rows" if failing_rows is not None else ""
-        kind = "blocking" if blocking else "warning"
-        message = f"{kind} check {evaluation.check_name} on {asset} failed{where}{rows}"
-    return Observation(
-        key=f"check:{asset}:{evaluation.check_name}",
-        source="asset_check",
-        failing=not evaluation.passed,
-        severity="ERROR" if blocking else "WARN",
-        message=message,
+    return DayResult(
+        asset=evaluation.asset_key.to_user_string(),
+        check=evaluation.check_name,
+        run_id=entry.run_id,
+        partition=evaluation.partition or record.partition,
+        passed=evaluation.passed,
+        blocking=bool(evaluation.blocking) or evaluation.severity == dg.AssetCheckSeverity.ERROR,
+        failing_rows=failing_rows.value if failing_rows is not None else None,
         at=datetime.fromtimestamp(entry.timestamp, UTC),
-        details={"run_id": entry.run_id, "partition": partition, "blocking": blocking,
-                 "execution_id": record.id, "link": f"{settings.alerts.ui_url}/runs/{entry.run_id}"},
+        execution_id=record.id,
     )
 
 
@@ -128,12 +119,9 @@ def build_check_alert_sensor(settings: Settings) -> dg.SensorDefinition:
             if advanced != cursor:
                 context.update_cursor(json.dumps(advanced, sort_keys=True))
             return dg.SkipReason("no new asset check evaluations")
-        # A multi-day run also logs each day's result (sql_models): those serve the per-partition
-        # UI and automation; alerting follows the run's own result for the range.
-        observations = [check_observation(r, settings) for r in records if not is_daily_copy(r)]
-        if not observations:
-            context.update_cursor(json.dumps(advanced, sort_keys=True))
-            return dg.SkipReason("only per-day copies of range-run check results")
+        # A range run records one result per day (lib.checks); people get one message per
+        # check and run, saying on how many days it failed.
+        observations = check_observations([day_result(r) for r in records], settings.alerts.ui_url)
         try:
             outcome = process_observations(settings.duckdb_path, observations, settings.alerts)
         except AlertStoreBusy as exc:
@@ -201,53 +189,6 @@ def build_run_alert_sensors(settings: Settings) -> list[dg.SensorDefinition]:
             context.log.info(outcome.summary())
 
     return [run_failure_alert_sensor, run_recovery_alert_sensor]
-
-
-def _aware(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def provider_state(row: dict, now: datetime, down_after: timedelta) -> tuple[str, str, str]:
-    """``(state, severity, reason)`` of one provider_health row; state FAILING, HEALTHY or UNSURE."""
-    name, status = row["provider_name"], row["status"]
-    disabled_until, last_ok = _aware(row["disabled_until"]), _aware(row["last_ok_at"])
-    last_error = f"; last error: {str(row['last_error'])[:200]}" if row.get("last_error") else ""
-    if disabled_until is not None and disabled_until > now:
-        return ("FAILING", "WARN",
-                f"provider {name}: circuit open until {disabled_until:%Y-%m-%d %H:%M:%S} UTC after "
-                f"{row['fail_count']} consecutive failures (status {status}){last_error}")
-    if status == "DOWN" and (last_ok is None or now - last_ok > down_after):
-        since = f"since {last_ok:%Y-%m-%d %H:%M:%S} UTC" if last_ok else "with no successful call on record"
-        return ("FAILING", "ERROR", f"provider {name} is DOWN {since} ({row['fail_count']} failures){last_error}")
-    if status == "OK":
-        return "HEALTHY", "WARN", f"provider {name} is OK again"
-    return "UNSURE", "WARN", ""
-
-
-def provider_observations(
-    rows: Sequence[dict], now: datetime, down_after: timedelta, seen: dict[str, list[str]]
-) -> tuple[list[Observation], dict[str, list[str]]]:
-    """Observations for rows that changed (``updated_at``) or changed state since ``seen``.
-
-    A provider stuck DOWN without new rows is one observation (it opens the alert), not one per
-    tick; each new failing update counts as a repeat and escalates after enough of them.
-    """
-    observations, cursor = [], dict(seen)
-    for row in rows:
-        name = row["provider_name"]
-        state, severity, reason = provider_state(row, now, down_after)
-        stamp = str(row["updated_at"])
-        if seen.get(name) == [stamp, state] or state == "UNSURE":
-            cursor[name] = [stamp, state]
-            continue
-        cursor[name] = [stamp, state]
-        observations.append(Observation(
-            key=f"provider:{name}", source="provider", failing=state == "FAILING", severity=severity,
-            message=reason, at=now, details={"provider": name, "status": row["status"]},
-        ))
-    return observations, cursor
 
 
 def build_provider_health_sensor(settings: Settings) -> dg.SensorDefinition:

@@ -37,7 +37,7 @@ parameter, a syntax error) raises :class:`SqlModelError` naming the file and lin
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,12 @@ import dagster as dg
 import duckdb
 
 from quant_assets.config import INTERVAL_MINUTES, Settings, bars_per_year
+from quant_assets.lib.checks import Verdict, daily_check
+from quant_assets.lib.metadata import preview, record_window_metadata
+from quant_assets.lib.plots import daily_bars_png
 from quant_assets.partitions import daily_partitions, window_of
 from quant_assets.providers.registry import CANDLE_PROVIDER_FACTORIES
+from quant_assets.quant.calendar import Window
 from quant_assets.resources.duckdb import QuantDuckDB
 from quant_assets.resources.tables import (
     ensure_columns_match,
@@ -56,9 +60,10 @@ from quant_assets.resources.tables import (
     query_frame,
     record_partition_hashes,
     table_exists,
+    transaction,
 )
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "dbt_like_sql"
+SQL_DIR = Path(__file__).resolve().parents[2] / "dbt_like_sql"
 _HEADER_LINE = re.compile(r"^--\s*([a-z_]+)\s*:\s*(.*?)\s*$")
 _REF = re.compile(r"\{\{\s*ref\(\s*['\"]([^'\"]+)['\"]\s*\)\s*\}\}")
 _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
@@ -173,16 +178,16 @@ def expand(sql_file: SqlFile, settings: Settings) -> list[SqlFile]:
     return out
 
 
-def render(sql_file: SqlFile, known_assets: set[str]) -> tuple[str, tuple[str, ...]]:
+def render(sql_file: SqlFile, known_assets: set[str] | None) -> tuple[str, tuple[str, ...]]:
     """Replace ``{{ ref() }}`` by quoted table names; check names and parameters; parse the SQL."""
     refs: list[str] = []
 
     def _sub(match: re.Match[str]) -> str:
         name = match.group(1).replace("{interval}", sql_file.interval or "{interval}")
-        if not _NAME.match(name) or name not in known_assets:
+        if not _NAME.match(name) or (known_assets is not None and name not in known_assets):
             raise SqlModelError(
                 f"{sql_file.path.name}:{_line_of(sql_file, match.start())}: ref('{match.group(1)}') "
-                f"names no asset; known: {', '.join(sorted(known_assets))}"
+                f"names no asset; known: {', '.join(sorted(known_assets or ()))}"
             )
         refs.append(name)
         return ident(name)
@@ -263,8 +268,46 @@ class LoadedSql:
     checks: list[dg.AssetChecksDefinition]
 
 
-def load_sql(settings: Settings, python_assets: set[str], sql_dir: Path = SQL_DIR) -> LoadedSql:
-    """Load every model and test under ``sql_dir`` as Dagster definitions."""
+def sql_models_of_group(settings: Settings, group: str) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
+    """The SQL models whose header says ``group``, and the SQL tests of those models."""
+    loaded = load_sql(settings)
+    assets = [a for a in loaded.assets if a.group_names_by_key[a.key] == group]
+    return assets, _checks_of(loaded, assets)
+
+
+def sql_checks_for(settings: Settings, assets: list[dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
+    """The SQL tests (``dbt_like_sql/tests``) that check one of ``assets``."""
+    return _checks_of(load_sql(settings), assets)
+
+
+def _checks_of(loaded: LoadedSql, assets: list[dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
+    keys = {key for a in assets for key in a.keys}
+    return [c for c in loaded.checks if {k.asset_key for k in c.check_keys} <= keys]
+
+
+def check_refs(defs: dg.Definitions) -> None:
+    """Every dependency of a SQL model names an asset of ``defs``; else the file and the name."""
+    graph = defs.resolve_asset_graph()
+    known = graph.get_all_asset_keys()
+    for key in known:
+        node = graph.get(key)
+        sql_file = node.metadata.get("sql_file")
+        if sql_file is None:
+            continue
+        for parent in node.parent_keys:
+            if parent not in known:
+                raise SqlModelError(
+                    f"{Path(str(sql_file)).name}: ref('{parent.to_user_string()}') names no asset; known: "
+                    + ", ".join(sorted(k.to_user_string() for k in known))
+                )
+
+
+def load_sql(settings: Settings, python_assets: set[str] | None = None, sql_dir: Path = SQL_DIR) -> LoadedSql:
+    """Load every model and test under ``sql_dir`` as Dagster definitions.
+
+    ``python_assets`` names the other assets a ``ref()`` may point at; ``None`` accepts any
+    name, and the merged definitions check every dependency instead (:func:`check_refs`).
+    """
     model_files = [
         expanded
         for path in sorted(sql_dir.glob("*.sql"))
@@ -274,9 +317,9 @@ def load_sql(settings: Settings, python_assets: set[str], sql_dir: Path = SQL_DI
     for f in model_files:
         if not _NAME.match(f.name):
             raise SqlModelError(f"{f.where('asset')}: asset name '{f.name}' is not a plain lower-case identifier")
-        if f.name in python_assets or model_names.count(f.name) > 1:
+        if f.name in (python_assets or ()) or model_names.count(f.name) > 1:
             raise SqlModelError(f"{f.where('asset')}: asset name '{f.name}' is defined twice")
-    known = python_assets | set(model_names)
+    known = None if python_assets is None else python_assets | set(model_names)
     rendered = {f.name: (f, *render(f, known)) for f in model_files}
     check_acyclic({name: (f, refs) for name, (f, _sql, refs) in rendered.items()})
     unpartitioned = {f.name for f in model_files if _unpartitioned(f)}
@@ -288,7 +331,7 @@ def load_sql(settings: Settings, python_assets: set[str], sql_dir: Path = SQL_DI
         for test in expand(parsed, settings):
             if test.header["severity"] not in ("ERROR", "WARN"):
                 raise SqlModelError(f"{test.where('severity')}: severity must be ERROR or WARN")
-            if test.header["asset"] not in known:
+            if known is not None and test.header["asset"] not in known:
                 raise SqlModelError(f"{test.where('asset')}: asset '{test.header['asset']}' does not exist")
             sql, _refs = render(test, known)
             partitioned = test.header["asset"] not in unpartitioned
@@ -337,31 +380,27 @@ def _model_asset(f: SqlFile, sql: str, refs: tuple[str, ...], settings: Settings
         if not partitioned:
             with duckdb.connect() as conn:
                 rows = replace_table(conn, table, sql, bind_params(sql, f.interval, settings, None, None))
-                preview = query_frame(conn, f"SELECT * FROM {ident(table)} ORDER BY ALL LIMIT 20")
+                sample = query_frame(conn, f"SELECT * FROM {ident(table)} ORDER BY ALL LIMIT 20")
             return dg.MaterializeResult(
-                metadata={"dagster/row_count": rows, "preview": dg.MetadataValue.md(preview_markdown(preview, 20))}
+                metadata={"dagster/row_count": rows, "preview": dg.MetadataValue.md(preview_markdown(sample, 20))}
             )
-        start, end = window_of(context)
+        window = window_of(context)
+        start, end = window
         params = bind_params(sql, f.interval, settings, start, end)
-        with duckdb.connect() as conn:
-            inserted = run_model(conn, table, sql, params, (start, end), time_column)
+        with duckdb.connect() as conn, transaction(conn):
+            run_model(conn, table, sql, params, (start, end), time_column)
             hashes = record_partition_hashes(conn, table, table, start, end, {"sql": sql, "params": params}, time_column)
-            meta = _window_metadata(conn, table, time_column, order_by, inserted, start, end, hashes)
-        return dg.MaterializeResult(metadata=meta)
+            daily, extra = _window_figures(conn, table, time_column, order_by, window)
+        return dg.MaterializeResult(metadata=record_window_metadata(context, table, window, hashes, daily, extra=extra))
 
     return _sql_model
 
 
 def replace_table(conn: duckdb.DuckDBPyConnection, table: str, sql: str, params: dict[str, Any]) -> int:
     """Replace the whole of an unpartitioned model's table, in one transaction."""
-    conn.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(conn):
         conn.execute(f"CREATE OR REPLACE TABLE {ident(table)} AS {sql}", params)
         rows = conn.execute(f"SELECT count(*) FROM {ident(table)}").fetchone()[0]
-        conn.execute("COMMIT")
-    except Exception:
-        conn.execute("ROLLBACK")
-        raise
     return int(rows)
 
 
@@ -385,153 +424,110 @@ def run_model(
     """
     quoted, col = ident(table), ident(time_column)
     bound = {**params, "qa_window_start": window[0], "qa_window_end": window[1]}
-    conn.execute("BEGIN TRANSACTION")
     try:
-        columns = [d[0] for d in conn.execute(f"SELECT * FROM ({sql}) LIMIT 0", params).description]
-        if not table_exists(conn, table):
-            conn.execute(f"CREATE TABLE {quoted} AS SELECT * FROM ({sql}) LIMIT 0", params)
-        ensure_columns_match(conn, table, columns)
-        conn.execute(f"DELETE FROM {quoted} WHERE {col} >= $qa_window_start AND {col} < $qa_window_end",
-                     {"qa_window_start": window[0], "qa_window_end": window[1]})
-        inserted = conn.execute(
-            f"INSERT INTO {quoted} BY NAME SELECT * FROM ({sql}) AS model_rows "
-            f"WHERE CASE WHEN model_rows.{col} >= $qa_window_start AND model_rows.{col} < $qa_window_end "
-            f"THEN true ELSE error('model {table} produced rows outside the partition window') END",
-            bound,
-        ).fetchone()[0]
-        conn.execute("COMMIT")
+        with transaction(conn):
+            columns = [d[0] for d in conn.execute(f"SELECT * FROM ({sql}) LIMIT 0", params).description]
+            if not table_exists(conn, table):
+                conn.execute(f"CREATE TABLE {quoted} AS SELECT * FROM ({sql}) LIMIT 0", params)
+            ensure_columns_match(conn, table, columns)
+            conn.execute(f"DELETE FROM {quoted} WHERE {col} >= $qa_window_start AND {col} < $qa_window_end",
+                         {"qa_window_start": window[0], "qa_window_end": window[1]})
+            inserted = conn.execute(
+                f"INSERT INTO {quoted} BY NAME SELECT * FROM ({sql}) AS model_rows "
+                f"WHERE CASE WHEN model_rows.{col} >= $qa_window_start AND model_rows.{col} < $qa_window_end "
+                f"THEN true ELSE error('model {table} produced rows outside the partition window') END",
+                bound,
+            ).fetchone()[0]
     except duckdb.InvalidInputException as exc:
-        conn.execute("ROLLBACK")
         if "outside the partition window" in str(exc):
             raise SqlModelError(f"model {table} produced rows outside the partition window") from None
-        raise
-    except Exception:
-        conn.execute("ROLLBACK")
         raise
     return int(inserted)
 
 
-def _window_metadata(
-    conn: duckdb.DuckDBPyConnection,
-    table: str,
-    time_column: str,
-    order_by: list[str],
-    rows: int,
-    start: datetime,
-    end: datetime,
-    hashes: Mapping[str, tuple[int, str]],
-) -> dict[str, Any]:
-    """Row count, window, content hash, a preview, and for bar tables the latest bar per symbol."""
+def _window_figures(
+    conn: duckdb.DuckDBPyConnection, table: str, time_column: str, order_by: list[str], window: Window
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Per-day figures of a model's window and what the run shows: a preview, and for bar
+    tables the latest bar per symbol and a picture of completeness over the days."""
     col = ident(time_column)
-    preview = query_frame(
+    sample = query_frame(
         conn,
         f"SELECT * FROM {ident(table)} WHERE {col} >= ? AND {col} < ? "
         f"ORDER BY {', '.join(ident(c) + ' DESC' for c in reversed(order_by))} LIMIT 10",
-        [start, end],
+        list(window),
     )
-    meta: dict[str, Any] = {
-        "dagster/row_count": rows,
-        "window": f"[{start.isoformat()}, {end.isoformat()})",
-        "partitions": len(hashes),
-        "preview": dg.MetadataValue.md(preview_markdown(preview)),
+    extra: dict[str, Any] = {"preview": preview(sample.reverse(), window)}
+    if not {"close", "volume", "n_source", "n_expected", "symbol"} <= set(sample.columns):
+        return {}, extra
+    first = first_symbol(conn, table, window)
+    days = query_frame(
+        conn,
+        f"SELECT strftime(CAST(ts AS DATE), '%Y-%m-%d') AS day, sum(n_source) / sum(n_expected) AS completeness, "
+        f"sum(volume) AS volume_sum, arg_max(close, ts) FILTER (symbol = ?) AS last_close "
+        f"FROM {ident(table)} WHERE ts >= ? AND ts < ? GROUP BY ALL ORDER BY day",
+        [first, *window],
+    )
+    daily = {
+        row["day"]: {
+            "completeness": row["completeness"],
+            "volume_sum": row["volume_sum"],
+            f"last_close_{(first or '').replace('/', '_')}": row["last_close"],
+        }
+        for row in days.iter_rows(named=True)
     }
-    if len(hashes) == 1:
-        ((_day, (_n, digest)),) = hashes.items()
-        meta["content_hash"] = digest
-    if {"close", "volume", "n_source", "n_expected", "symbol"} <= set(preview.columns):
-        latest = query_frame(
-            conn,
-            f"SELECT symbol, arg_max(ts, ts) AS ts, arg_max(close, ts) AS close, sum(volume) AS volume, "
-            f"sum(n_source) / sum(n_expected) AS completeness FROM {ident(table)} "
-            "WHERE ts >= ? AND ts < ? GROUP BY symbol ORDER BY symbol",
-            [start, end],
-        )
-        meta["latest_bars"] = dg.MetadataValue.md(preview_markdown(latest, 50))
-        if latest.height:
-            # Numbers, so the asset's Plots tab draws them across partitions.
-            meta["completeness"] = float(latest["completeness"].mean())
-            meta["volume_sum"] = float(latest["volume"].sum())
-            first = latest.row(0, named=True)
-            meta[f"last_close_{first['symbol'].replace('/', '_')}"] = float(first["close"])
-            meta["last_close_by_symbol"] = dg.MetadataValue.json(dict(zip(latest["symbol"], latest["close"], strict=True)))
-    return meta
+    latest = query_frame(
+        conn,
+        f"SELECT symbol, arg_max(ts, ts) AS ts, arg_max(close, ts) AS close, sum(volume) AS volume, "
+        f"sum(n_source) / sum(n_expected) AS completeness FROM {ident(table)} "
+        "WHERE ts >= ? AND ts < ? GROUP BY symbol ORDER BY symbol",
+        list(window),
+    )
+    extra["latest_bars"] = dg.MetadataValue.md(f"Per symbol over {window.label()}\n\n" + preview_markdown(latest, 50))
+    if days.height > 1:
+        extra["completeness_over_days"] = dg.MetadataValue.md(daily_bars_png(
+            [date.fromisoformat(d) for d in days["day"]], days["completeness"].to_list(),
+            f"{table}: share of expected base candles per day, {window.label()}", "completeness",
+        ))
+    return daily, extra
+
+
+def first_symbol(conn: duckdb.DuckDBPyConnection, table: str, window: Window) -> str | None:
+    """The alphabetically first symbol with bars in the window (its close is plotted per day)."""
+    rows = conn.execute(f"SELECT min(symbol) FROM {ident(table)} WHERE ts >= ? AND ts < ?", list(window)).fetchall()
+    return rows[0][0] if rows else None
 
 
 def _test_check(
     test: SqlFile, sql: str, settings: Settings, partitioned: bool = True
 ) -> dg.AssetChecksDefinition:
-    severity = dg.AssetCheckSeverity.ERROR if test.header["severity"] == "ERROR" else dg.AssetCheckSeverity.WARN
-
-    @dg.asset_check(
+    @daily_check(
+        settings,
         asset=test.header["asset"],
         name=test.name,
         description=f"{test.header['description']}\n\nSQL test `dbt_like_sql/tests/{test.path.name}` "
         f"(passes when it returns no rows; severity {test.header['severity']}).",
-        blocking=severity == dg.AssetCheckSeverity.ERROR,
-        partitions_def=daily_partitions(settings) if partitioned else None,
-        pool="duckdb",
+        severity=test.header["severity"],
+        partitioned=partitioned,
     )
-    def _sql_test(context: dg.AssetCheckExecutionContext, duckdb: QuantDuckDB) -> dg.AssetCheckResult:
-        start, end = window_of(context) if partitioned else (None, None)
-        params = bind_params(sql, test.interval, settings, start, end)
-        with duckdb.connect() as conn:
-            result = evaluate_test(conn, sql, params, severity, (start, end))
-            if start is not None and end - start > timedelta(days=1):
-                report_daily_evaluations(context, test, sql, settings, conn, severity, (start, end))
-        return result
+    def _sql_test(conn: duckdb.DuckDBPyConnection, day: Window | None) -> Verdict:
+        start, end = day if day is not None else (None, None)
+        return evaluate_test(conn, sql, bind_params(sql, test.interval, settings, start, end), (start, end))
 
     return _sql_test
-
-
-def report_daily_evaluations(
-    context: dg.AssetCheckExecutionContext,
-    test: SqlFile,
-    sql: str,
-    settings: Settings,
-    conn: duckdb.DuckDBPyConnection,
-    severity: dg.AssetCheckSeverity,
-    window: tuple[datetime, datetime],
-) -> None:
-    """Evaluate the test for each day of a multi-day run and log each day's result in the run.
-
-    Dagster attaches a range run's check result to no partition, so the UI's per-partition
-    status and partition-aware automation would see nothing. Each day is evaluated on its own
-    window and logged against its partition; the metadata key ``day_of_range`` marks these
-    copies (the alert sensor follows the run's own result for the range instead).
-    """
-    day = window[0]
-    while day < window[1]:
-        following = day + timedelta(days=1)
-        outcome = evaluate_test(
-            conn, sql, bind_params(sql, test.interval, settings, day, following), severity, (day, following)
-        )
-        context.op_execution_context.log_event(
-            dg.AssetCheckEvaluation(
-                asset_key=dg.AssetKey(test.header["asset"]),
-                check_name=test.name,
-                passed=outcome.passed,
-                metadata={**outcome.metadata, "day_of_range": f"[{window[0].isoformat()}, {window[1].isoformat()})"},
-                severity=severity,
-                blocking=severity == dg.AssetCheckSeverity.ERROR,
-                partition=day.date().isoformat(),
-            )
-        )
-        day = following
 
 
 def evaluate_test(
     conn: duckdb.DuckDBPyConnection,
     sql: str,
     params: dict[str, Any],
-    severity: dg.AssetCheckSeverity,
     window: tuple[datetime | None, datetime | None],
-) -> dg.AssetCheckResult:
+) -> Verdict:
     """Run a test query; pass when it returns no rows; the count and first rows go to metadata."""
     failing = conn.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0]
     sample = query_frame(conn, f"SELECT * FROM ({sql}) LIMIT 5", params)
-    return dg.AssetCheckResult(
+    return Verdict(
         passed=failing == 0,
-        severity=severity,
         metadata={
             "failing_rows": int(failing),
             "window": f"[{window[0].isoformat()}, {window[1].isoformat()})" if window[0] else "whole table",

@@ -1,0 +1,71 @@
+"""Pictures for asset metadata: matplotlib figures as PNG images embedded in markdown.
+
+The Dagster UI renders a markdown metadata value, and an inline ``data:image/png;base64`` image
+in it is shown as a picture (the pattern of Dagster's own docs for charts in metadata).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Sequence
+from datetime import date
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: render to memory only
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def figure_markdown(figure: Figure, alt: str) -> str:
+    """The figure as an inline PNG in markdown; the figure is closed afterwards."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(figure)
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f"![{alt}](data:image/png;base64,{encoded})"
+
+
+def equity_drawdown_png(days: Sequence[date], equity: Sequence[float], drawdown: Sequence[float],
+                        title: str) -> str:
+    """Equity (growth of 1.0) above, drawdown (fraction below the running peak) below."""
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 4.2), sharex=True,
+                                         gridspec_kw={"height_ratios": [2, 1]})
+    top.plot(days, equity, color="#1f77b4", linewidth=1.4)
+    top.axhline(1.0, color="#999999", linewidth=0.8, linestyle="--")
+    top.set_ylabel("equity (start = 1.0)")
+    top.set_title(title, fontsize=10)
+    bottom.fill_between(days, [-d * 100 for d in drawdown], 0, color="#d62728", alpha=0.4, step="post")
+    bottom.set_ylabel("drawdown (%)")
+    bottom.set_xlabel("out-of-sample day (UTC)")
+    figure.autofmt_xdate()
+    return figure_markdown(figure, "equity and drawdown")
+
+
+def daily_bars_png(days: Sequence[date], values: Sequence[float], title: str, ylabel: str,
+                   reference: float | None = None) -> str:
+    """One bar per day, with an optional reference line (e.g. a gate's threshold)."""
+    figure, axis = plt.subplots(figsize=(8, 2.8))
+    axis.bar(days, values, width=0.8, color="#2ca02c")
+    if reference is not None:
+        axis.axhline(reference, color="#d62728", linewidth=0.9, linestyle="--")
+    axis.set_ylabel(ylabel)
+    axis.set_title(title, fontsize=10)
+    figure.autofmt_xdate()
+    return figure_markdown(figure, title)
+
+
+def daily_lines_png(days: Sequence[date], series: dict[str, Sequence[float]], title: str, ylabel: str) -> str:
+    """One line per named series over days."""
+    figure, axis = plt.subplots(figsize=(8, 2.8))
+    for name, values in series.items():
+        axis.plot(days, values, linewidth=1.2, label=name)
+    axis.axhline(0.0, color="#999999", linewidth=0.8)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title, fontsize=10)
+    if len(series) > 1:
+        axis.legend(fontsize=7, ncol=min(4, len(series)))
+    figure.autofmt_xdate()
+    return figure_markdown(figure, title)

@@ -52,10 +52,12 @@ def print_report(settings: Settings) -> int:
     print(f"walk-forward backtest: {ok} folds traded, {skipped} skipped for lack of training history")
     if len(net):
         m = performance_metrics(net, bars_per_year(settings.features.interval))
+        interval = settings.features.interval
         print(
-            f"  out-of-sample, after costs: Sharpe {_fmt(m['sharpe'])}, Sortino {_fmt(m['sortino'])}, "
-            f"total return {_fmt(m['total_return'], True)}, max drawdown {_fmt(m['max_drawdown'], True)}, "
-            f"hit rate {_fmt(m['hit_rate'], True)} over {len(net)} bars"
+            f"  out-of-sample, after costs, on {interval} bars: Sharpe {_fmt(m['sharpe'])} and Sortino "
+            f"{_fmt(m['sortino'])} (annualised, 365 days), total return {_fmt(m['total_return'], True)}, "
+            f"max drawdown {_fmt(m['max_drawdown'], True)} (bar-level equity), hit rate "
+            f"{_fmt(m['hit_rate'], True)} of {len(net)} bars"
         )
         print("  rules chosen: " + ", ".join(f"{name} x{n}" for name, n in chosen))
     print(f"manifests: {settings.manifest_dir.resolve()} (and tables backtest_manifest, experiment_registry)")

@@ -318,6 +318,18 @@ class FeatureSettings:
     vol_window: StdWindow = 24
     catalogue: CataloguePath = ""  # feature catalogue YAML; "" = the packaged quant_assets/feature_catalogue.yaml
 
+    @model_validator(mode="after")
+    def _catalogue_parses(self) -> FeatureSettings:
+        """A named catalogue is read now, so a bad one fails at load rather than when the graph is built."""
+        if self.catalogue:
+            from quant_assets.quant.feature_catalogue import CatalogueError, load_catalogue
+
+            try:
+                load_catalogue(self.catalogue).ensure(self.ema_spans, self.rsi_periods, self.vol_window)
+            except CatalogueError as exc:
+                raise _rule("features.catalogue", str(exc).splitlines()[0]) from None
+        return self
+
 
 @pydantic_dataclass(frozen=True, config=_SECTION)
 class SignalSettings:

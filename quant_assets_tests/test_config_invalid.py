@@ -271,3 +271,16 @@ def test_a_bad_section_in_the_file_is_reported_even_with_an_env_override(tmp_pat
 def test_a_long_value_is_shortened_to_keep_one_line(tmp_path):
     message = _error(tmp_path, "backtest: {fee_bps: [" + ", ".join(["1"] * 200) + "]}")
     assert "..." in message and len(message) < 250
+
+
+def test_a_named_catalogue_is_parsed_at_load(tmp_path):
+    from quant_assets.quant.feature_catalogue import DEFAULT_CATALOGUE
+
+    bad = tmp_path / "bad_catalogue.yaml"
+    bad.write_text("features:\n  - {name: x, function: nope}\n")
+    message = _error(tmp_path, f"features: {{catalogue: {bad}}}")
+    assert message.startswith(f"config key 'features.catalogue' = '{bad}' must be the path of a feature catalogue")
+    assert "; feature #1 (x): function 'nope' is unknown; accepted: " in message
+    good = tmp_path / "catalogue.yaml"
+    good.write_text(DEFAULT_CATALOGUE.read_text())
+    assert load_settings(env={}, overrides={"features": {"catalogue": str(good)}}).features.catalogue == str(good)

@@ -26,7 +26,8 @@ no variables. API keys (``QUANT_<PROVIDER>_API_KEY``) are read by the providers 
 environment only and never enter these settings.
 
 Invalid settings raise :class:`ConfigError` with one line naming the key, the value and what is
-accepted, e.g. ``config key 'backtest.fee_bps' = 'abc' must be a number >= 0 and <= 1000``.
+accepted, e.g. ``config key 'backtest.fee_bps' = 'abc' must be a number >= 0 and <= 1000 (basis points)``;
+a value from the environment names its variable too.
 
 How it is built: :class:`Config` and its sections are pydantic dataclasses in the YAML's own
 shape (unknown keys forbidden, frozen, no NaN/inf, bounded numbers, ``Literal`` intervals and
@@ -612,7 +613,7 @@ _YamlLoader.yaml_implicit_resolvers = {
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        loaded = yaml.load(path.read_text(), Loader=_YamlLoader) or {}  # noqa: S506 (a SafeLoader)
+        loaded = yaml.load(path.read_text(), Loader=_YamlLoader) or {}  # a SafeLoader subclass
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
     except (yaml.YAMLError, ValueError, TypeError) as exc:  # e.g. a bad !!timestamp
@@ -633,9 +634,9 @@ def _section_of(raw: dict[str, Any], section: str) -> dict[str, Any] | None:
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str], sources: dict[str, str]) -> None:
     for var, (section, key, is_list) in _ENV.items():
-        if var not in env or env[var] == "":
+        value: Any = env.get(var, "").strip()
+        if not value:
             continue
-        value: Any = env[var].strip()
         if is_list:
             value = [part.strip() for part in value.split(",") if part.strip()]
         target = _section_of(raw, section)

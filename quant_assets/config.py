@@ -25,24 +25,57 @@ Ingestion (see ``providers/``): ``QUANT_SPOT_PROVIDERS`` (``providers.spot``, de
 no variables. API keys (``QUANT_<PROVIDER>_API_KEY``) are read by the providers from the
 environment only and never enter these settings.
 
-Invalid settings raise :class:`ConfigError` with one line naming the key and what is accepted.
+Invalid settings raise :class:`ConfigError` with one line naming the key, the value and what is
+accepted, e.g. ``config key 'backtest.fee_bps' = 'abc' must be a number >= 0 and <= 1000 (basis points)``;
+a value from the environment names its variable too.
+
+How it is built: :class:`Config` and its sections are pydantic dataclasses in the YAML's own
+shape (unknown keys forbidden, frozen, no NaN/inf, bounded numbers, ``Literal`` intervals and
+provider names, validators for the rules that span keys). Each field's ``description`` is the
+"what is accepted" of its error line. :class:`Settings` is the typed view the rest of the code
+reads: the sections whose shape matches (``bars``, ``features``, ``signals``, ``backtest``,
+``automation``, ``alerts``, ``resilience``) are the very same objects, the rest is regrouped
+(``universe.symbols`` -> ``symbols``, ``providers``/``polling``/``resilience`` -> ``ingestion``).
+Everything stays a dataclass, so ``dataclasses.asdict`` and :meth:`Settings.fingerprint` see
+exactly the values and types they always did.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from datetime import date
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, field
+from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+from pydantic_core import PydanticCustomError
 
 DEFAULT_CONFIG_FILE = "quant.yaml"
+
+Interval = Literal["1m", "5m", "15m", "30m", "1h", "4h", "1d"]
+BaseInterval = Literal["1m", "5m"]
+CandleProvider = Literal["simulator", "binance", "coinbase", "kraken", "files", "binance_archive"]
+SpotProvider = Literal["simulator", "binance", "coinbase", "kraken"]
+DexProvider = Literal["dexscreener"]
+AlternativeProvider = Literal["alternative_me", "binance_futures"]  # fear & greed, funding rates
+HttpProvider = Literal["binance", "coinbase", "kraken", "dexscreener", "binance_futures", "alternative_me"]
+
 INTERVAL_MINUTES: dict[str, int] = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "4h": 240, "1d": 1440}
 """Every interval the platform knows, in minutes: the single table providers, bars and features use."""
 
@@ -50,11 +83,14 @@ INTERVAL_MINUTES: dict[str, int] = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h"
 def bars_per_year(interval: str) -> float:
     """Bars in a 365-day year of 24/7 trading: the annualisation factor for ``interval``."""
     return 365 * 1440 / INTERVAL_MINUTES[interval]
-BASE_INTERVALS = ("1m", "5m")
-CANDLE_PROVIDERS = ("simulator", "binance", "coinbase", "kraken", "files", "binance_archive")
-SPOT_PROVIDERS = ("simulator", "binance", "coinbase", "kraken")
-DEX_PROVIDERS = ("dexscreener",)
-ALTERNATIVE_PROVIDERS = ("alternative_me", "binance_futures")  # fear & greed, funding rates
+
+
+BASE_INTERVALS: tuple[str, ...] = get_args(BaseInterval)
+CANDLE_PROVIDERS: tuple[str, ...] = get_args(CandleProvider)
+SPOT_PROVIDERS: tuple[str, ...] = get_args(SpotProvider)
+DEX_PROVIDERS: tuple[str, ...] = get_args(DexProvider)
+ALTERNATIVE_PROVIDERS: tuple[str, ...] = get_args(AlternativeProvider)
+FILE_PROVIDERS = ("files", "binance_archive")  # candle providers that read providers.files_dir
 # HTTP sources with a configurable base URL (``providers.base_urls.<name>``, env
 # ``QUANT_<NAME>_BASE_URL``); kept in sync with ``providers.registry`` (a test checks it).
 HTTP_BASE_URLS: dict[str, str] = {
@@ -68,89 +104,418 @@ HTTP_BASE_URLS: dict[str, str] = {
 DEFAULT_SYMBOLS = (
     "BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "ADA/USDT", "DOGE/USDT", "AVAX/USDT",
 )
-_SYMBOL_RE = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,15}$")
+SIMULATOR_EPOCH = date(2015, 1, 1)  # the simulator's first day (providers.simulator.EPOCH; a test checks it)
+SYMBOL_PATTERN = r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,15}$"
+DEX_PAIR_PATTERN = r"^[a-z0-9_-]{2,30}/[A-Za-z0-9]{20,70}$"
+URL_PATTERN = r"^https?://[^\s/]+(/\S*)?$"
+
+# Upper bounds keep every derived time (now + a TTL, a window's lookback, a sleep) representable.
+MAX_SECONDS = 31_536_000   # a year
+MAX_MINUTES = 525_600      # a year
+MAX_WINDOW = 100_000       # bars in a rolling window, EMA span or RSI period
+MAX_DAYS = 3_650           # training days
+MAX_COUNT = 1_000          # attempts, failures, workers
+MAX_BPS = 1_000            # a one-way cost of 10 %
 
 
 class ConfigError(ValueError):
     """A setting is missing, malformed or outside its accepted values."""
 
 
-@dataclass(frozen=True)
+# ---------------------------------------------------------------------------------------------
+# Field types. Each carries its accepted values as ``description``: the end of the error line.
+
+
+def _fail(kind: str, reason: str = "") -> PydanticCustomError:
+    return PydanticCustomError(kind, "{reason}", {"reason": reason})
+
+
+def _no_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # pydantic would read true as 1
+        raise _fail("bool_is_not_a_number")
+    return value
+
+
+def _integer(low: int, high: int, accepted: str = "") -> Any:
+    return Annotated[int, BeforeValidator(_no_bool),
+                     Field(ge=low, le=high, description=accepted or f"an integer from {low} to {high}")]
+
+
+def _number(accepted: str, **bounds: float) -> Any:
+    return Annotated[float, BeforeValidator(_no_bool), Field(description=accepted, **bounds)]
+
+
+Seconds = _number(f"a number of seconds > 0 and <= {MAX_SECONDS}", gt=0, le=MAX_SECONDS)
+Minutes = _integer(1, MAX_MINUTES, f"a whole number of minutes from 1 to {MAX_MINUTES}")
+IntervalSeconds = _integer(1, 86_400, "a whole number of seconds from 1 to 86400")
+Count = _integer(1, MAX_COUNT)
+Days = _integer(1, MAX_DAYS, f"a whole number of days from 1 to {MAX_DAYS}")
+Window = _integer(1, MAX_WINDOW, f"a number of bars from 1 to {MAX_WINDOW}")
+StdWindow = _integer(2, MAX_WINDOW, f"a number of bars from 2 to {MAX_WINDOW} (a sample std needs two returns)")
+Seed = _integer(1, 2**63 - 1, "a positive integer below 2**63")
+Bps = _number(f"a number >= 0 and <= {MAX_BPS} (basis points)", ge=0, le=MAX_BPS)
+Fraction = _number("a fraction > 0 and <= 1", gt=0, le=1)
+Positive = _number("a number > 0", gt=0)
+RateScale = _number("a number >= 0.001 and <= 1000000", ge=0.001, le=1_000_000)
+
+
+def _flag(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if isinstance(value, str | int) else ""
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise _fail("not_a_flag")
+
+
+Flag = Annotated[bool, BeforeValidator(_flag), Field(description="true or false")]
+
+
+def _distinct(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            raise _fail("duplicate", f"{_show(value)} is listed twice")
+        seen.add(value)
+    return values
+
+
+def _list_of(item: Any, accepted: str, min_length: int = 1) -> Any:
+    return Annotated[tuple[item, ...], Field(min_length=min_length, description=accepted),
+                     AfterValidator(_distinct)]
+
+
+def _choices(literal: Any) -> str:
+    return ", ".join(get_args(literal))
+
+
+Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN)]
+Url = Annotated[str, Field(pattern=URL_PATTERN, description="an http(s) URL such as https://api.binance.com"),
+                AfterValidator(lambda url: url.rstrip("/"))]
+
+
+def _empty_is_none(value: Any) -> Any:
+    return None if value in (None, "") else value
+
+
+def _path(value: Any) -> Any:
+    if isinstance(value, str) and "\x00" in value:
+        raise _fail("nul_in_path")
+    return value
+
+
+def _not_a_file(path: Path | None) -> Path | None:
+    if path is not None and path.exists() and not path.is_dir():
+        raise _fail("not_a_directory", f"{str(path)!r} exists and is not a directory")
+    return path
+
+
+def _not_a_dir(path: Path | None) -> Path | None:
+    if path is not None and path.is_dir():
+        raise _fail("is_a_directory", f"{str(path)!r} is a directory")
+    return path
+
+
+def _existing_dir(path: Path | None) -> Path | None:
+    if path is not None and not path.is_dir():
+        raise _fail("no_directory", f"{str(path)!r} is not a directory")
+    return path
+
+
+def _existing_file(path: str) -> str:
+    if path and not Path(path).is_file():
+        raise _fail("no_file", f"{path!r} is not a file")
+    return path
+
+
+def _optional_path(accepted: str, *checks: Any) -> Any:
+    return Annotated[Path | None, BeforeValidator(_path), BeforeValidator(_empty_is_none),
+                     *(AfterValidator(check) for check in checks), Field(description=accepted)]
+
+
+def _iso_date(value: Any) -> Any:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise _fail("not_a_date")
+
+
+def _hh_mm(value: str) -> str:
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value.strip())
+    if not match:
+        raise _fail("not_a_time")
+    return f"{int(match.group(1)):02d}:{match.group(2)}"
+
+
+def _fast_below_slow(pairs: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    for fast, slow in pairs:
+        if fast >= slow:
+            raise _fail("fast_not_below_slow", f"[{fast}, {slow}] has fast >= slow")
+    return pairs
+
+
+Symbols = _list_of(Symbol, "a non-empty list of distinct ccxt symbols BASE/QUOTE such as BTC/USDT")
+FundingSymbols = _list_of(Symbol, "a list of distinct symbols BASE/QUOTE such as BTC/USDT (or [])", 0)
+BarIntervals = _list_of(Interval, f"a non-empty list of distinct intervals from {_choices(Interval)}, "
+                                  "each a multiple of intervals.base")
+Spans = _list_of(Window, f"a non-empty list of distinct spans from 1 to {MAX_WINDOW} bars")
+Periods = _list_of(Window, f"a non-empty list of distinct periods from 1 to {MAX_WINDOW} bars")
+EmaPairs = Annotated[
+    tuple[tuple[Window, Window], ...],
+    Field(min_length=1, description="a non-empty list of distinct [fast, slow] EMA spans from features.ema_spans "
+                                    "with fast < slow"),
+    AfterValidator(_distinct), AfterValidator(_fast_below_slow),
+]
+CandleProviders = _list_of(CandleProvider, f"a non-empty list of distinct candle providers from {_choices(CandleProvider)}")
+SpotProviders = _list_of(SpotProvider, f"a non-empty list of distinct spot providers from {_choices(SpotProvider)}")
+DexProviders = _list_of(DexProvider, f"a list of distinct DEX providers from {_choices(DexProvider)} (or [])", 0)
+AlternativeProviders = _list_of(AlternativeProvider,
+                                f"a list of distinct providers from {_choices(AlternativeProvider)} (or [])", 0)
+DexPairs = _list_of(Annotated[str, Field(pattern=DEX_PAIR_PATTERN)], "a list of distinct DEX pairs chainId/pairAddress (or [])", 0)
+BaseUrls = Annotated[dict[HttpProvider, Url], Field(description=f"a mapping from {_choices(HttpProvider)} to an http(s) URL")]
+StartDate = Annotated[date, BeforeValidator(_iso_date), Field(description="a date YYYY-MM-DD")]
+DailyAt = Annotated[str, AfterValidator(_hh_mm), Field(description="a time HH:MM (UTC)")]
+CataloguePath = Annotated[str, BeforeValidator(lambda v: "" if v is None else v), AfterValidator(_existing_file),
+                          Field(description="the path of a feature catalogue YAML file, or empty for the packaged one")]
+DataDir = _optional_path("a directory path", _not_a_file)
+DuckDBPath = _optional_path("a file path", _not_a_dir)
+FilesDir = _optional_path("a directory of candle files (the files and binance_archive providers read it)", _not_a_file)
+TradesDir = _optional_path("an existing directory of trade files, or empty for none", _existing_dir)
+
+
+# ---------------------------------------------------------------------------------------------
+# The YAML's sections. Those shaped like a part of Settings are that part (shared classes).
+
+_SECTION = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
+
+
+def _rule(key: str, reason: str) -> PydanticCustomError:
+    """A rule spanning fields, reported against ``key`` (a dotted config key)."""
+    return PydanticCustomError("config_rule", "{key}: {reason}", {"key": key, "reason": reason})
+
+
+@pydantic_dataclass(frozen=True, config=_SECTION)
 class BarSettings:
     """Bar columns and the thresholds of the bar quality gates."""
 
-    roll_vol_window: int = 20          # bars in the rolling volatility window
-    min_completeness: float = 0.95     # WARN below this share of expected source candles
-    max_gap_minutes: int = 60          # WARN on a run of missing candles longer than this
-    return_z_max: float = 12.0         # WARN on a log return beyond this many robust z-scores
-    max_staleness_minutes: int = 60    # WARN when a symbol's last bar ends this long before the window
+    roll_vol_window: StdWindow = 20     # bars in the rolling volatility window
+    min_completeness: Fraction = 0.95   # WARN below this share of expected source candles
+    max_gap_minutes: Minutes = 60       # WARN on a run of missing candles longer than this
+    return_z_max: Positive = 12.0       # WARN on a log return beyond this many robust z-scores
+    max_staleness_minutes: Minutes = 60  # WARN when a symbol's last bar ends this long before the window
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=_SECTION)
 class FeatureSettings:
-    interval: str = "1h"
-    ema_spans: tuple[int, ...] = (9, 21, 50)
-    rsi_periods: tuple[int, ...] = (14,)
-    vol_window: int = 24
-    catalogue: str = ""  # feature catalogue YAML; "" = the packaged quant_assets/feature_catalogue.yaml
+    interval: Annotated[Interval, Field(description="one of the bar intervals (intervals.bars)")] = "1h"
+    ema_spans: Spans = (9, 21, 50)
+    rsi_periods: Periods = (14,)
+    vol_window: StdWindow = 24
+    catalogue: CataloguePath = ""  # feature catalogue YAML; "" = the packaged quant_assets/feature_catalogue.yaml
+
+    @model_validator(mode="after")
+    def _catalogue_parses(self) -> FeatureSettings:
+        """A named catalogue is read now, so a bad one fails at load rather than when the graph is built."""
+        if self.catalogue:
+            from quant_assets.quant.feature_catalogue import CatalogueError, load_catalogue
+
+            try:
+                load_catalogue(self.catalogue).ensure(self.ema_spans, self.rsi_periods, self.vol_window)
+            except CatalogueError as exc:
+                raise _rule("features.catalogue", str(exc).splitlines()[0]) from None
+        return self
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=_SECTION)
 class SignalSettings:
-    ema_pairs: tuple[tuple[int, int], ...] = ((9, 21), (21, 50), (9, 50))
+    ema_pairs: EmaPairs = ((9, 21), (21, 50), (9, 50))
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=_SECTION)
 class BacktestSettings:
-    train_days: int = 14
-    min_train_days: int = 7
-    fee_bps: float = 10.0
-    slippage_bps: float = 5.0
+    train_days: Days = 14
+    min_train_days: Days = 7
+    fee_bps: Bps = 10.0
+    slippage_bps: Bps = 5.0
+
+    @model_validator(mode="after")
+    def _min_within_train(self) -> BacktestSettings:
+        if self.min_train_days > self.train_days:
+            raise _rule("backtest.min_train_days", f"it exceeds backtest.train_days = {self.train_days}")
+        return self
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=_SECTION)
 class AutomationSettings:
     """Schedules and declarative refresh (see defs/automation.py). Times are UTC."""
 
-    schedules_enabled: bool = False    # daily (and intraday) schedules start RUNNING when true
-    declarative_enabled: bool = True   # the automation-condition sensor (downstream follows upstream)
-    daily_at: str = "00:10"            # HH:MM after midnight when the new daily partition is filled
-    intraday_refresh: bool = False     # hourly refresh of the current day (needs a current-day partition)
-    freshness_grace_minutes: int = 120 # bars/features are stale when not updated by daily_at + grace
+    schedules_enabled: Flag = False    # daily (and intraday) schedules start RUNNING when true
+    declarative_enabled: Flag = True   # the automation-condition sensor (downstream follows upstream)
+    daily_at: DailyAt = "00:10"        # HH:MM after midnight when the new daily partition is filled
+    intraday_refresh: Flag = False     # hourly refresh of the current day (needs a current-day partition)
+    freshness_grace_minutes: Minutes = 120  # bars/features are stale when not updated by daily_at + grace
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=_SECTION)
 class AlertSettings:
     """Alert sensors and sinks (see defs/alerts.py). Sink URLs and tokens come from env only."""
 
-    enabled: bool = True               # alert sensors start RUNNING
-    escalate_after: int = 3            # consecutive failures that raise an alert to CRITICAL
-    provider_down_minutes: int = 15    # a provider DOWN for longer than this alerts
-    check_interval_s: int = 30         # alert sensors' minimum interval
-    retry_attempts: int = 4            # deliveries per sink and message, first included
-    retry_wait_s: float = 1.0          # exponential backoff base between deliveries
-    retry_max_wait_s: float = 30.0
-    timeout_s: float = 10.0            # one HTTP delivery
-    ui_url: str = "http://127.0.0.1:3000"  # links in messages
+    enabled: Flag = True               # alert sensors start RUNNING
+    escalate_after: Count = 3          # consecutive failures that raise an alert to CRITICAL
+    provider_down_minutes: Minutes = 15  # a provider DOWN for longer than this alerts
+    check_interval_s: IntervalSeconds = 30  # alert sensors' minimum interval
+    retry_attempts: Count = 4          # deliveries per sink and message, first included
+    retry_wait_s: Seconds = 1.0        # exponential backoff base between deliveries
+    retry_max_wait_s: Seconds = 30.0
+    timeout_s: Seconds = 10.0          # one HTTP delivery
+    ui_url: Url = "http://127.0.0.1:3000"  # links in messages
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=_SECTION)
 class ResilienceSettings:
     """How every provider call is throttled, retried, broken and cached (see providers/http.py)."""
 
-    timeout_s: float = 10.0            # connect/read timeout of one HTTP request
-    max_attempts: int = 4              # tries per call, first included
-    backoff_multiplier_s: float = 0.5  # exponential backoff base: 0.5, 1, 2, ... plus jitter
-    backoff_max_s: float = 30.0
-    retry_after_max_s: float = 60.0    # a longer Retry-After is not waited for: the breaker opens
-    breaker_failures: int = 3          # consecutive failed calls that open a provider's breaker
-    breaker_cooldown_s: float = 60.0   # OPEN for this long, then one HALF_OPEN probe
-    lkg_ttl_s: float = 900.0           # last-known-good values older than this are a gap
-    max_workers: int = 4               # symbols fetched in parallel
-    rate_scale: float = 1.0            # multiplies every documented rate limit (benchmarks, mirrors)
+    timeout_s: Seconds = 10.0          # connect/read timeout of one HTTP request
+    max_attempts: Count = 4            # tries per call, first included
+    backoff_multiplier_s: Seconds = 0.5  # exponential backoff base: 0.5, 1, 2, ... plus jitter
+    backoff_max_s: Seconds = 30.0
+    retry_after_max_s: Seconds = 60.0  # a longer Retry-After is not waited for: the breaker opens
+    breaker_failures: Count = 3        # consecutive failed calls that open a provider's breaker
+    breaker_cooldown_s: Seconds = 60.0  # OPEN for this long, then one HALF_OPEN probe
+    lkg_ttl_s: Seconds = 900.0         # last-known-good values older than this are a gap
+    max_workers: Count = 4             # symbols fetched in parallel
+    rate_scale: RateScale = 1.0        # multiplies every documented rate limit (benchmarks, mirrors)
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=_SECTION)
+class UniverseSection:
+    symbols: Symbols = DEFAULT_SYMBOLS
+
+
+@pydantic_dataclass(frozen=True, config=_SECTION)
+class IntervalsSection:
+    base: Annotated[BaseInterval, Field(description=f"one of {_choices(BaseInterval)}")] = "1m"
+    bars: BarIntervals = ("5m", "15m", "1h", "1d")
+
+
+@pydantic_dataclass(frozen=True, config=_SECTION)
+class PartitionsSection:
+    start_date: StartDate = date(2024, 1, 1)
+
+
+@pydantic_dataclass(frozen=True, config=_SECTION)
+class ProvidersSection:
+    candles: CandleProviders = ("simulator",)
+    spot: SpotProviders = ("simulator",)
+    dex: DexProviders = ()
+    dex_pairs: DexPairs = ()           # "chainId/pairAddress"
+    alternative: AlternativeProviders = ()  # off by default: the demo runs offline
+    base_urls: BaseUrls = field(default_factory=dict)  # merged over HTTP_BASE_URLS
+    files_dir: FilesDir = None
+    funding_symbols: FundingSymbols = ("BTC/USDT", "ETH/USDT")
+
+
+@pydantic_dataclass(frozen=True, config=_SECTION)
+class PollingSection:
+    interval_s: IntervalSeconds = 60
+
+
+@pydantic_dataclass(frozen=True, config=_SECTION)
+class SimulatorSection:
+    seed: Seed = 42
+
+
+@pydantic_dataclass(frozen=True, config=_SECTION)
+class TradesSection:
+    directory: TradesDir = None  # trade files ({BASE}_{QUOTE}-trades.parquet|.feather); None = no trade assets
+
+
+@pydantic_dataclass(frozen=True, config=_SECTION)
+class Config:
+    """The YAML file's shape: every key, its type, bounds and default, and the rules across keys."""
+
+    data_dir: DataDir = None           # None: ./data
+    duckdb_path: DuckDBPath = None     # None: $data_dir/quant.duckdb
+    universe: UniverseSection = UniverseSection()
+    intervals: IntervalsSection = IntervalsSection()
+    partitions: PartitionsSection = PartitionsSection()
+    providers: ProvidersSection = field(default_factory=ProvidersSection)
+    resilience: ResilienceSettings = ResilienceSettings()
+    polling: PollingSection = PollingSection()
+    simulator: SimulatorSection = SimulatorSection()
+    trades: TradesSection = TradesSection()
+    bars: BarSettings = BarSettings()
+    features: FeatureSettings = FeatureSettings()
+    signals: SignalSettings = SignalSettings()
+    backtest: BacktestSettings = BacktestSettings()
+    automation: AutomationSettings = AutomationSettings()
+    alerts: AlertSettings = AlertSettings()
+
+    @model_validator(mode="after")
+    def _across_sections(self) -> Config:
+        base = self.intervals.base
+        for bar in self.intervals.bars:
+            if INTERVAL_MINUTES[bar] % INTERVAL_MINUTES[base]:
+                raise _rule("intervals.bars", f"{bar} is not a multiple of the base interval {base}")
+        if self.features.interval not in self.intervals.bars:
+            raise _rule("features.interval", f"intervals.bars is {list(self.intervals.bars)}")
+        for pair in self.signals.ema_pairs:
+            for span in pair:
+                if span not in self.features.ema_spans:
+                    raise _rule("signals.ema_pairs",
+                                f"EMA {span} is not in features.ema_spans {list(self.features.ema_spans)}")
+        if "simulator" in self.providers.candles and self.partitions.start_date < SIMULATOR_EPOCH:
+            raise _rule("partitions.start_date", f"the simulator starts on {SIMULATOR_EPOCH.isoformat()}")
+        needs_files = [p for p in self.providers.candles if p in FILE_PROVIDERS]
+        if needs_files and (self.providers.files_dir is None or not self.providers.files_dir.is_dir()):
+            raise _rule("providers.files_dir", f"the {needs_files[0]} candle provider needs an existing directory")
+        return self
+
+    def settings(self) -> Settings:
+        """The typed view the platform reads."""
+        data_dir = self.data_dir or Path("data")
+        providers = self.providers
+        return Settings(
+            data_dir=data_dir,
+            duckdb_path=self.duckdb_path or data_dir / "quant.duckdb",
+            symbols=self.universe.symbols,
+            base_interval=self.intervals.base,
+            bar_intervals=self.intervals.bars,
+            start_date=self.partitions.start_date,
+            candle_providers=providers.candles,
+            simulator_seed=self.simulator.seed,
+            trades_dir=self.trades.directory,
+            ingestion=IngestionSettings(
+                spot_providers=providers.spot,
+                dex_providers=providers.dex,
+                dex_pairs=providers.dex_pairs,
+                alternative_providers=providers.alternative,
+                base_urls=tuple(sorted({**HTTP_BASE_URLS, **providers.base_urls}.items())),
+                files_dir=providers.files_dir,
+                funding_symbols=providers.funding_symbols,
+                poll_interval_s=self.polling.interval_s,
+                resilience=self.resilience,
+            ),
+            bars=self.bars,
+            features=self.features,
+            signals=self.signals,
+            backtest=self.backtest,
+            automation=self.automation,
+            alerts=self.alerts,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The typed view: attribute names the platform has always read.
+
+
+@dataclasses.dataclass(frozen=True)
 class IngestionSettings:
     """Provider chains beyond candles, base URLs, the files directory, polling."""
 
@@ -162,14 +527,16 @@ class IngestionSettings:
     files_dir: Path | None = None
     funding_symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT")
     poll_interval_s: int = 60
-    resilience: ResilienceSettings = field(default_factory=ResilienceSettings)
+    resilience: ResilienceSettings = ResilienceSettings()
 
     def base_url(self, provider: str) -> str:
         return dict(self.base_urls)[provider]
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Settings:
+    """Validated settings (build them with :func:`load_settings`; the defaults equal an empty config)."""
+
     data_dir: Path = Path("data")
     duckdb_path: Path = Path("data/quant.duckdb")
     symbols: tuple[str, ...] = DEFAULT_SYMBOLS
@@ -179,13 +546,13 @@ class Settings:
     candle_providers: tuple[str, ...] = ("simulator",)
     simulator_seed: int = 42
     trades_dir: Path | None = None     # trade files ({BASE}_{QUOTE}-trades.parquet|.feather); None = no trade assets
-    ingestion: IngestionSettings = field(default_factory=IngestionSettings)
-    bars: BarSettings = field(default_factory=BarSettings)
-    features: FeatureSettings = field(default_factory=FeatureSettings)
-    signals: SignalSettings = field(default_factory=SignalSettings)
-    backtest: BacktestSettings = field(default_factory=BacktestSettings)
-    automation: AutomationSettings = field(default_factory=AutomationSettings)
-    alerts: AlertSettings = field(default_factory=AlertSettings)
+    ingestion: IngestionSettings = IngestionSettings()
+    bars: BarSettings = BarSettings()
+    features: FeatureSettings = FeatureSettings()
+    signals: SignalSettings = SignalSettings()
+    backtest: BacktestSettings = BacktestSettings()
+    automation: AutomationSettings = AutomationSettings()
+    alerts: AlertSettings = AlertSettings()
 
     @property
     def manifest_dir(self) -> Path:
@@ -201,369 +568,198 @@ class Settings:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-_KNOWN: dict[str, tuple[str, ...]] = {
-    "": ("data_dir", "duckdb_path", "universe", "intervals", "partitions", "providers",
-         "resilience", "polling", "simulator", "trades", "bars", "features", "signals", "backtest",
-         "automation", "alerts"),
-    "universe": ("symbols",),
-    "intervals": ("base", "bars"),
-    "partitions": ("start_date",),
-    "providers": ("candles", "spot", "dex", "dex_pairs", "alternative", "base_urls", "files_dir",
-                  "funding_symbols"),
-    "resilience": tuple(ResilienceSettings.__dataclass_fields__),
-    "polling": ("interval_s",),
-    "simulator": ("seed",),
-    "trades": ("directory",),
-    "bars": ("roll_vol_window", "min_completeness", "max_gap_minutes", "return_z_max", "max_staleness_minutes"),
-    "features": ("interval", "ema_spans", "rsi_periods", "vol_window", "catalogue"),
-    "signals": ("ema_pairs",),
-    "backtest": ("train_days", "min_train_days", "fee_bps", "slippage_bps"),
-    "automation": tuple(AutomationSettings.__dataclass_fields__),
-    "alerts": tuple(AlertSettings.__dataclass_fields__),
+# ---------------------------------------------------------------------------------------------
+# Loading: file, environment, overrides, then one validation and one error line.
+
+_CONFIG = TypeAdapter(Config)
+
+_ENV: dict[str, tuple[str, str, bool]] = {  # variable: (section, key, comma-separated list)
+    "QUANT_DATA_DIR": ("", "data_dir", False),
+    "QUANT_DUCKDB_PATH": ("", "duckdb_path", False),
+    "QUANT_SYMBOLS": ("universe", "symbols", True),
+    "QUANT_BASE_INTERVAL": ("intervals", "base", False),
+    "QUANT_BAR_INTERVALS": ("intervals", "bars", True),
+    "QUANT_START_DATE": ("partitions", "start_date", False),
+    "QUANT_CANDLE_PROVIDERS": ("providers", "candles", True),
+    "QUANT_SPOT_PROVIDERS": ("providers", "spot", True),
+    "QUANT_DEX_PROVIDERS": ("providers", "dex", True),
+    "QUANT_DEX_PAIRS": ("providers", "dex_pairs", True),
+    "QUANT_ALTERNATIVE_PROVIDERS": ("providers", "alternative", True),
+    "QUANT_FUNDING_SYMBOLS": ("providers", "funding_symbols", True),
+    "QUANT_FILES_DIR": ("providers", "files_dir", False),
+    "QUANT_POLL_INTERVAL_S": ("polling", "interval_s", False),
+    "QUANT_SIMULATOR_SEED": ("simulator", "seed", False),
+    "QUANT_TRADES_DIR": ("trades", "directory", False),
+    "QUANT_SCHEDULES_ENABLED": ("automation", "schedules_enabled", False),
+    "QUANT_ALERTS_ENABLED": ("alerts", "enabled", False),
 }
 
-_ENV: dict[str, tuple[str, str]] = {
-    "QUANT_DATA_DIR": ("", "data_dir"),
-    "QUANT_DUCKDB_PATH": ("", "duckdb_path"),
-    "QUANT_SYMBOLS": ("universe", "symbols"),
-    "QUANT_BASE_INTERVAL": ("intervals", "base"),
-    "QUANT_BAR_INTERVALS": ("intervals", "bars"),
-    "QUANT_START_DATE": ("partitions", "start_date"),
-    "QUANT_CANDLE_PROVIDERS": ("providers", "candles"),
-    "QUANT_SPOT_PROVIDERS": ("providers", "spot"),
-    "QUANT_DEX_PROVIDERS": ("providers", "dex"),
-    "QUANT_DEX_PAIRS": ("providers", "dex_pairs"),
-    "QUANT_ALTERNATIVE_PROVIDERS": ("providers", "alternative"),
-    "QUANT_FUNDING_SYMBOLS": ("providers", "funding_symbols"),
-    "QUANT_FILES_DIR": ("providers", "files_dir"),
-    "QUANT_POLL_INTERVAL_S": ("polling", "interval_s"),
-    "QUANT_SIMULATOR_SEED": ("simulator", "seed"),
-    "QUANT_TRADES_DIR": ("trades", "directory"),
-    "QUANT_SCHEDULES_ENABLED": ("automation", "schedules_enabled"),
-    "QUANT_ALERTS_ENABLED": ("alerts", "enabled"),
+
+class _YamlLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` with two YAML 1.1 implicit types turned off: timestamps (a date stays a
+    string, so ``2024-02-30`` is reported against its key by the model) and base-60 numbers
+    (``daily_at: 12:30`` is the string "12:30", not the integer 750)."""
+
+
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [
+        (tag, re.compile(r"^(?!.*:)" + regexp.pattern.removeprefix("^"), regexp.flags)
+         if tag in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float") else regexp)
+        for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_LIST_KEYS = {"symbols", "bars", "candles", "spot", "dex", "dex_pairs", "alternative", "funding_symbols"}
-
-
-def _check_known(raw: Mapping[str, Any], section: str = "") -> None:
-    for key, value in raw.items():
-        dotted = f"{section}.{key}" if section else key
-        if key not in _KNOWN[section]:
-            raise ConfigError(f"config key '{dotted}' is unknown; accepted: {', '.join(_KNOWN[section])}")
-        if not section and key in _KNOWN and key != "":
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"config key '{key}' must be a mapping with keys: {', '.join(_KNOWN[key])}")
-            _check_known(value, key)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        loaded = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}".splitlines()[0]) from exc
+        loaded = yaml.load(path.read_text(), Loader=_YamlLoader) or {}  # a SafeLoader subclass
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+    except (yaml.YAMLError, ValueError, TypeError) as exc:  # e.g. a bad !!timestamp
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"config file {path} is not valid YAML: {first}") from None
     if not isinstance(loaded, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
     return loaded
 
 
-def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
-    for var, (section, key) in _ENV.items():
-        if var not in env or env[var] == "":
+def _section_of(raw: dict[str, Any], section: str) -> dict[str, Any] | None:
+    """The mapping for ``section`` (created when absent); None when the file put a non-mapping there."""
+    if not section:
+        return raw
+    target = raw.setdefault(section, {})
+    return target if isinstance(target, dict) else None  # validation reports the bad section
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str], sources: dict[str, str]) -> None:
+    for var, (section, key, is_list) in _ENV.items():
+        value: Any = env.get(var, "").strip()
+        if not value:
             continue
-        value: Any = env[var]
-        if key in _LIST_KEYS:
+        if is_list:
             value = [part.strip() for part in value.split(",") if part.strip()]
-        target = raw.setdefault(section, {}) if section else raw
-        target[key] = value
+        target = _section_of(raw, section)
+        if target is not None:
+            target[key] = value
+            sources[f"{section}.{key}" if section else key] = var
     for provider in HTTP_BASE_URLS:  # QUANT_BINANCE_BASE_URL -> providers.base_urls.binance
-        url = env.get(f"QUANT_{provider.upper()}_BASE_URL")
-        if url:
-            urls = raw.setdefault("providers", {}).setdefault("base_urls", {})
+        var = f"QUANT_{provider.upper()}_BASE_URL"
+        url = env.get(var)
+        target = _section_of(raw, "providers") if url else None
+        if url and target is not None:
+            urls = target.setdefault("base_urls", {})
             if isinstance(urls, dict):
-                urls[provider] = url
+                urls[provider] = url.strip()
+                sources[f"providers.base_urls.{provider}"] = var
 
 
-def _interval(value: Any, key: str, accepted: tuple[str, ...]) -> str:
-    if value not in accepted:
-        raise ConfigError(f"config key '{key}' = {value!r} is not accepted; accepted: {', '.join(accepted)}")
-    return str(value)
-
-
-def _positive_int(value: Any, key: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"config key '{key}' = {value!r} must be a positive integer") from None
-    if number <= 0 or str(number) != str(value).strip():
-        raise ConfigError(f"config key '{key}' = {value!r} must be a positive integer")
-    return number
-
-
-def _trades_dir(value: Any) -> Path | None:
-    if value in (None, ""):
-        return None
-    path = Path(str(value))
-    if not path.is_dir():
-        raise ConfigError(f"config key 'trades.directory' = {str(value)!r} is not a directory (QUANT_TRADES_DIR)")
-    return path
-
-
-def _positive_float(value: Any, key: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"config key '{key}' = {value!r} must be a positive number") from None
-    if not number > 0 or number == float("inf"):
-        raise ConfigError(f"config key '{key}' = {value!r} must be a positive number")
-    return number
-
-
-def _fraction(value: Any, key: str) -> float:
-    number = _positive_float(value, key)
-    if number > 1:
-        raise ConfigError(f"config key '{key}' = {value!r} must lie in (0, 1]")
-    return number
-
-
-def _int_list(value: Any, key: str) -> tuple[int, ...]:
-    if not isinstance(value, list | tuple) or not value:
-        raise ConfigError(f"config key '{key}' must be a non-empty list of positive integers")
-    return tuple(_positive_int(v, key) for v in value)
-
-
-def _validate(raw: dict[str, Any]) -> Settings:
-    defaults = Settings()
-    data_dir = Path(raw.get("data_dir") or defaults.data_dir)
-    duckdb_path = Path(raw.get("duckdb_path") or data_dir / "quant.duckdb")
-
-    symbols = tuple(raw.get("universe", {}).get("symbols", defaults.symbols))
-    if not symbols:
-        raise ConfigError("config key 'universe.symbols' is empty; give at least one symbol like BTC/USDT")
-    for symbol in symbols:
-        if not isinstance(symbol, str) or not _SYMBOL_RE.match(symbol):
-            raise ConfigError(
-                f"config key 'universe.symbols' has {symbol!r}; accepted: ccxt style BASE/QUOTE such as BTC/USDT"
-            )
-    if len(set(symbols)) != len(symbols):
-        raise ConfigError("config key 'universe.symbols' lists a symbol twice")
-
-    intervals = raw.get("intervals", {})
-    base = _interval(intervals.get("base", defaults.base_interval), "intervals.base", BASE_INTERVALS)
-    bars = tuple(intervals.get("bars", defaults.bar_intervals))
-    if not bars:
-        raise ConfigError("config key 'intervals.bars' is empty; accepted: " + ", ".join(INTERVAL_MINUTES))
-    for bar in bars:
-        _interval(bar, "intervals.bars", tuple(INTERVAL_MINUTES))
-        if INTERVAL_MINUTES[bar] % INTERVAL_MINUTES[base]:
-            raise ConfigError(
-                f"config key 'intervals.bars' has {bar}, not a multiple of the base interval {base}"
-            )
-    if len(set(bars)) != len(bars):
-        raise ConfigError("config key 'intervals.bars' lists an interval twice")
-
-    start_raw = raw.get("partitions", {}).get("start_date", defaults.start_date)
-    try:
-        start_date = start_raw if isinstance(start_raw, date) else date.fromisoformat(str(start_raw))
-    except ValueError:
-        raise ConfigError(
-            f"config key 'partitions.start_date' = {start_raw!r} is not a date; accepted: YYYY-MM-DD"
-        ) from None
-
-    providers = tuple(raw.get("providers", {}).get("candles", defaults.candle_providers))
-    if not providers:
-        raise ConfigError("config key 'providers.candles' is empty; accepted: " + ", ".join(CANDLE_PROVIDERS))
-    for name in providers:
-        _interval(name, "providers.candles", CANDLE_PROVIDERS)
-
-    seed = _positive_int(raw.get("simulator", {}).get("seed", defaults.simulator_seed), "simulator.seed")
-    ingestion = _validate_ingestion(raw)
-
-    bars_raw = raw.get("bars", {})
-    bar_defaults = BarSettings()
-    bar_settings = BarSettings(
-        roll_vol_window=_positive_int(bars_raw.get("roll_vol_window", bar_defaults.roll_vol_window), "bars.roll_vol_window"),
-        min_completeness=_fraction(bars_raw.get("min_completeness", bar_defaults.min_completeness), "bars.min_completeness"),
-        max_gap_minutes=_positive_int(bars_raw.get("max_gap_minutes", bar_defaults.max_gap_minutes), "bars.max_gap_minutes"),
-        return_z_max=_positive_float(bars_raw.get("return_z_max", bar_defaults.return_z_max), "bars.return_z_max"),
-        max_staleness_minutes=_positive_int(
-            bars_raw.get("max_staleness_minutes", bar_defaults.max_staleness_minutes), "bars.max_staleness_minutes"
-        ),
-    )
-    if bar_settings.roll_vol_window < 2:
-        raise ConfigError("config key 'bars.roll_vol_window' must be at least 2 (a sample std needs two returns)")
-
-    feat_raw = raw.get("features", {})
-    features = FeatureSettings(
-        interval=_interval(feat_raw.get("interval", defaults.features.interval), "features.interval", bars),
-        ema_spans=_int_list(feat_raw.get("ema_spans", list(defaults.features.ema_spans)), "features.ema_spans"),
-        rsi_periods=_int_list(
-            feat_raw.get("rsi_periods", list(defaults.features.rsi_periods)), "features.rsi_periods"
-        ),
-        vol_window=_positive_int(feat_raw.get("vol_window", defaults.features.vol_window), "features.vol_window"),
-        catalogue=str(feat_raw.get("catalogue") or ""),
-    )
-
-    pairs_raw = raw.get("signals", {}).get("ema_pairs", [list(p) for p in defaults.signals.ema_pairs])
-    if not isinstance(pairs_raw, list | tuple) or not pairs_raw:
-        raise ConfigError("config key 'signals.ema_pairs' must be a non-empty list of [fast, slow]")
-    pairs: list[tuple[int, int]] = []
-    for pair in pairs_raw:
-        if not isinstance(pair, list | tuple) or len(pair) != 2:
-            raise ConfigError(f"config key 'signals.ema_pairs' has {pair!r}; accepted: [fast, slow]")
-        fast, slow = _int_list(pair, "signals.ema_pairs")
-        if fast >= slow:
-            raise ConfigError(f"config key 'signals.ema_pairs' has {pair!r}; fast must be < slow")
-        for span in (fast, slow):
-            if span not in features.ema_spans:
-                raise ConfigError(
-                    f"config key 'signals.ema_pairs' uses EMA {span}, not in features.ema_spans {list(features.ema_spans)}"
-                )
-        pairs.append((fast, slow))
-
-    bt_raw = raw.get("backtest", {})
-    backtest = BacktestSettings(
-        train_days=_positive_int(bt_raw.get("train_days", defaults.backtest.train_days), "backtest.train_days"),
-        min_train_days=_positive_int(
-            bt_raw.get("min_train_days", defaults.backtest.min_train_days), "backtest.min_train_days"
-        ),
-        fee_bps=float(bt_raw.get("fee_bps", defaults.backtest.fee_bps)),
-        slippage_bps=float(bt_raw.get("slippage_bps", defaults.backtest.slippage_bps)),
-    )
-    if backtest.min_train_days > backtest.train_days:
-        raise ConfigError("config key 'backtest.min_train_days' must not exceed backtest.train_days")
-    if backtest.fee_bps < 0 or backtest.slippage_bps < 0:
-        raise ConfigError("config keys 'backtest.fee_bps' and 'backtest.slippage_bps' must be >= 0")
-
-    return Settings(
-        data_dir=data_dir,
-        duckdb_path=duckdb_path,
-        symbols=symbols,
-        base_interval=base,
-        bar_intervals=bars,
-        start_date=start_date,
-        candle_providers=providers,
-        simulator_seed=seed,
-        trades_dir=_trades_dir(raw.get("trades", {}).get("directory")),
-        ingestion=ingestion,
-        bars=bar_settings,
-        features=features,
-        signals=SignalSettings(ema_pairs=tuple(pairs)),
-        backtest=backtest,
-        automation=_validate_automation(raw.get("automation", {})),
-        alerts=_validate_alerts(raw.get("alerts", {})),
-    )
-
-
-def _provider_list(raw: Mapping[str, Any], key: str, accepted: tuple[str, ...], default: tuple[str, ...],
-                   allow_empty: bool = False) -> tuple[str, ...]:
-    names = raw.get(key, default)
-    if not isinstance(names, list | tuple) or (not names and not allow_empty):
-        raise ConfigError(f"config key 'providers.{key}' must be a non-empty list; accepted: {', '.join(accepted)}")
-    for name in names:
-        _interval(name, f"providers.{key}", accepted)
-    if len(set(names)) != len(names):
-        raise ConfigError(f"config key 'providers.{key}' lists a provider twice")
-    return tuple(names)
-
-
-def _validate_ingestion(raw: Mapping[str, Any]) -> IngestionSettings:
-    defaults = IngestionSettings()
-    prov = raw.get("providers", {})
-    spot = _provider_list(prov, "spot", SPOT_PROVIDERS, defaults.spot_providers)
-    dex = _provider_list(prov, "dex", DEX_PROVIDERS, defaults.dex_providers, allow_empty=True)
-    alternative = _provider_list(prov, "alternative", ALTERNATIVE_PROVIDERS, defaults.alternative_providers,
-                                 allow_empty=True)
-    pairs = tuple(str(p) for p in prov.get("dex_pairs", defaults.dex_pairs))
-    for pair in pairs:
-        if not re.match(r"^[a-z0-9_-]{2,30}/[A-Za-z0-9]{20,70}$", pair):
-            raise ConfigError(f"config key 'providers.dex_pairs' has {pair!r}; accepted: chainId/pairAddress")
-    funding = tuple(prov.get("funding_symbols", defaults.funding_symbols))
-    for symbol in funding:
-        if not isinstance(symbol, str) or not _SYMBOL_RE.match(symbol):
-            raise ConfigError(f"config key 'providers.funding_symbols' has {symbol!r}; accepted: BASE/QUOTE")
-    urls_raw = prov.get("base_urls", {})
-    if not isinstance(urls_raw, Mapping):
-        raise ConfigError("config key 'providers.base_urls' must be a mapping provider: URL")
-    urls = dict(HTTP_BASE_URLS)
-    for name, url in urls_raw.items():
-        if name not in HTTP_BASE_URLS:
-            raise ConfigError(
-                f"config key 'providers.base_urls.{name}' is unknown; accepted: {', '.join(HTTP_BASE_URLS)}"
-            )
-        if not isinstance(url, str) or not re.match(r"^https?://[^\s]+$", url):
-            raise ConfigError(f"config key 'providers.base_urls.{name}' = {url!r} is not an http(s) URL")
-        urls[name] = url.rstrip("/")
-    files_dir = prov.get("files_dir")
-    res_raw = raw.get("resilience", {})
-    res_defaults = ResilienceSettings()
-    res_values: dict[str, Any] = {}
-    for name, fld in ResilienceSettings.__dataclass_fields__.items():
-        value = res_raw.get(name, getattr(res_defaults, name))
-        if fld.type in (int, "int"):
-            res_values[name] = _positive_int(value, f"resilience.{name}")
+def _apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any], sources: dict[str, str]) -> None:
+    for section, values in overrides.items():
+        current = raw.get(section)
+        if isinstance(values, Mapping) and (current is None or isinstance(current, dict)):
+            raw[section] = {**(current or {}), **values}
+            for key in values:
+                sources.pop(f"{section}.{key}", None)
         else:
-            res_values[name] = _positive_float(value, f"resilience.{name}")
-    poll = _positive_int(raw.get("polling", {}).get("interval_s", defaults.poll_interval_s), "polling.interval_s")
-    return IngestionSettings(
-        spot_providers=spot,
-        dex_providers=dex,
-        dex_pairs=pairs,
-        alternative_providers=alternative,
-        base_urls=tuple(sorted(urls.items())),
-        files_dir=Path(files_dir) if files_dir else None,
-        funding_symbols=funding,
-        poll_interval_s=poll,
-        resilience=ResilienceSettings(**res_values),
-    )
+            raw[section] = values
+            sources.pop(section, None)
 
 
-def _bool(value: Any, key: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"config key '{key}' = {value!r} is not accepted; accepted: true, false")
+# ---------------------------------------------------------------------------------------------
+# pydantic's ValidationError -> one line naming the key, the value and what is accepted.
 
 
-def _validate_automation(raw: Mapping[str, Any]) -> AutomationSettings:
-    d = AutomationSettings()
-    daily_at = str(raw.get("daily_at", d.daily_at))
-    match = re.match(r"^([01]?\d|2[0-3]):([0-5]\d)$", daily_at)
-    if not match:
-        raise ConfigError(f"config key 'automation.daily_at' = {daily_at!r} is not accepted; accepted: HH:MM (UTC)")
-    return AutomationSettings(
-        schedules_enabled=_bool(raw.get("schedules_enabled", d.schedules_enabled), "automation.schedules_enabled"),
-        declarative_enabled=_bool(raw.get("declarative_enabled", d.declarative_enabled), "automation.declarative_enabled"),
-        daily_at=f"{int(match.group(1)):02d}:{match.group(2)}",
-        intraday_refresh=_bool(raw.get("intraday_refresh", d.intraday_refresh), "automation.intraday_refresh"),
-        freshness_grace_minutes=_positive_int(
-            raw.get("freshness_grace_minutes", d.freshness_grace_minutes), "automation.freshness_grace_minutes"
-        ),
-    )
+def _show(value: Any, limit: int = 100) -> str:
+    def plain(v: Any) -> Any:
+        if isinstance(v, list | tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, Mapping):
+            return {plain(k): plain(x) for k, x in v.items()}
+        if isinstance(v, date | Path):
+            return str(v)
+        return v
+
+    text = repr(plain(value))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _validate_alerts(raw: Mapping[str, Any]) -> AlertSettings:
-    d = AlertSettings()
-    ui_url = str(raw.get("ui_url", d.ui_url))
-    if not re.match(r"^https?://[^\s]+$", ui_url):
-        raise ConfigError(f"config key 'alerts.ui_url' = {ui_url!r} is not an http(s) URL")
-    alerts = AlertSettings(
-        enabled=_bool(raw.get("enabled", d.enabled), "alerts.enabled"),
-        escalate_after=_positive_int(raw.get("escalate_after", d.escalate_after), "alerts.escalate_after"),
-        provider_down_minutes=_positive_int(
-            raw.get("provider_down_minutes", d.provider_down_minutes), "alerts.provider_down_minutes"
-        ),
-        check_interval_s=_positive_int(raw.get("check_interval_s", d.check_interval_s), "alerts.check_interval_s"),
-        retry_attempts=_positive_int(raw.get("retry_attempts", d.retry_attempts), "alerts.retry_attempts"),
-        retry_wait_s=_positive_float(raw.get("retry_wait_s", d.retry_wait_s), "alerts.retry_wait_s"),
-        retry_max_wait_s=_positive_float(raw.get("retry_max_wait_s", d.retry_max_wait_s), "alerts.retry_max_wait_s"),
-        timeout_s=_positive_float(raw.get("timeout_s", d.timeout_s), "alerts.timeout_s"),
-        ui_url=ui_url.rstrip("/"),
-    )
-    return alerts
+def _fields(cls: Any) -> dict[str, Any]:
+    return getattr(cls, "__pydantic_fields__", {})
+
+
+def _locate(loc: Sequence[str | int]) -> tuple[Any, Any, list[str], list[str | int]]:
+    """Split an error location into (class owning the last field, section reached, field path, rest)."""
+    parent: Any = Config
+    node: Any = Config
+    path: list[str] = []
+    for i, part in enumerate(loc):
+        info = _fields(node).get(part) if isinstance(part, str) else None
+        if info is None:
+            return parent, node, path, list(loc[i:])
+        parent = node
+        path.append(part)
+        if not _fields(info.annotation):
+            return parent, node, path, list(loc[i + 1:])
+        node = info.annotation
+    return parent, node, path, []
+
+
+def _lookup(raw: Mapping[str, Any], keys: Sequence[str]) -> tuple[bool, Any]:
+    value: Any = raw
+    for key in keys:
+        if not isinstance(value, Mapping) or key not in value:
+            return False, None
+        value = value[key]
+    return True, value
+
+
+def _value_description(annotation: Any) -> str:
+    """The ``description`` an ``Annotated`` dict value type carries (e.g. ``Url``)."""
+    args = get_args(annotation) if get_origin(annotation) is dict else ()
+    for meta in get_args(args[1])[1:] if len(args) == 2 else ():
+        if getattr(meta, "description", None):
+            return str(meta.description)
+    return "a valid value"
+
+
+def _one_line(exc: ValidationError, raw: Mapping[str, Any], sources: Mapping[str, str]) -> str:
+    error = exc.errors(include_url=False)[0]
+    ctx = error.get("ctx") or {}
+    rule = error["type"] == "config_rule"
+    parent, node, path, rest = _locate(str(ctx["key"]).split(".") if rule else error["loc"])
+    if error["type"] in ("unexpected_keyword_argument", "extra_forbidden", "invalid_key"):
+        return f"config key '{'.'.join([*path, str(rest[0])])}' is unknown; accepted: {', '.join(_fields(node))}"
+    if not path:
+        return f"config = {_show(error['input'])} must be a mapping with keys: {', '.join(_fields(node))}"
+    if node is not parent and not rest and not rule:  # a section that is not a mapping
+        return (f"config key '{'.'.join(path)}' = {_show(error['input'])} must be a mapping with keys: "
+                f"{', '.join(_fields(node))}")
+    info = _fields(parent)[path[-1]]
+    entry = [part for part in rest if isinstance(part, str)]  # a mapping's key (providers.base_urls)
+    if entry and entry[-1] == "[key]":
+        accepted = ", ".join(get_args(get_args(info.annotation)[0]))
+        return f"config key '{'.'.join([*path, entry[0]])}' is unknown; accepted: {accepted}"
+    key_path = [*path, *entry[:1]]
+    key = ".".join(key_path)
+    found, value = _lookup(raw, key_path)
+    if not found:  # a default that a rule across keys rejects
+        value = _default(key_path) if rule else error["input"]
+    line = f"config key '{key}' = {_show(value)}"
+    if key in sources:
+        line += f" ({sources[key]})"
+    line += f" must be {_value_description(info.annotation) if entry else info.description}"
+    reason = str(ctx.get("reason") or "")
+    if not reason and not entry and any(isinstance(part, int) for part in rest):
+        reason = f"{_show(error['input'])} is not"  # the list item at fault
+    return f"{line}; {reason}" if reason else line
+
+
+def _default(keys: Sequence[str]) -> Any:
+    value: Any = Config()
+    for key in keys:
+        value = getattr(value, key)
+    return value
 
 
 def load_settings(
@@ -583,48 +779,24 @@ def load_settings(
         raw = _read_yaml(path)
     elif config_file or env.get("QUANT_CONFIG"):
         raise ConfigError(f"config file {path} (QUANT_CONFIG) does not exist")
-    _check_known(raw)
-    _apply_env(raw, env)
-    for section, values in (overrides or {}).items():
-        if isinstance(values, Mapping):
-            raw.setdefault(section, {}).update(values)
-        else:
-            raw[section] = values
-    _check_known(raw)
-    return _validate(raw)
+    sources: dict[str, str] = {}
+    _apply_env(raw, env, sources)
+    _apply_overrides(raw, overrides or {}, sources)
+    try:
+        config = _CONFIG.validate_python(raw)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, raw, sources)) from None
+    return config.settings()
+
+
+_SETTINGS_JSON = TypeAdapter(Settings)
 
 
 def settings_to_json(settings: Settings) -> str:
-    """Canonical JSON of the settings, for Dagster resource config (see :func:`settings_from_json`)."""
-    return json.dumps(asdict(settings), sort_keys=True, default=str)
+    """The settings as JSON, for Dagster resource config; :func:`settings_from_json` reads it back."""
+    return _SETTINGS_JSON.dump_json(settings).decode()
 
 
 def settings_from_json(text: str) -> Settings:
-    """The :class:`Settings` that :func:`settings_to_json` wrote."""
-    return _rebuild(Settings, json.loads(text))
-
-
-def _rebuild(cls: type, data: Mapping[str, Any]) -> Any:
-    import dataclasses
-    import typing
-
-    hints = typing.get_type_hints(cls)
-
-    def coerce(kind: Any, value: Any) -> Any:
-        if value is None:
-            return None
-        origin = typing.get_origin(kind)
-        if dataclasses.is_dataclass(kind):
-            return _rebuild(kind, value)
-        if origin is tuple:
-            args = typing.get_args(kind)
-            inner = args[0]
-            return tuple(coerce(inner, v) if len(args) == 2 and args[1] is Ellipsis else coerce(a, v)
-                         for a, v in zip(args if args[-1] is not Ellipsis else [inner] * len(value), value, strict=True))
-        if kind is Path or (origin is not None and Path in typing.get_args(kind)):
-            return Path(value)
-        if kind is date:
-            return date.fromisoformat(value)
-        return value
-
-    return cls(**{f.name: coerce(hints[f.name], data[f.name]) for f in dataclasses.fields(cls)})
+    """The :class:`Settings` that :func:`settings_to_json` wrote (equal to the original)."""
+    return _SETTINGS_JSON.validate_json(text)

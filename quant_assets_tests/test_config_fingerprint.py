@@ -1,0 +1,94 @@
+"""Settings.fingerprint() goes into manifests: it must not move when the loader changes.
+
+The two hex values below were computed with the hand-written loader (quant_assets/config.py at
+commit 7d603de, before the pydantic rewrite) by running, from a directory without quant.yaml:
+
+    load_settings(env={}).fingerprint()
+    load_settings(env={"QUANT_CONFIG": <NON_DEFAULT written to a file>}).fingerprint()
+
+If one of them changes, every stored manifest's config hash changes with it: do not update the
+constants unless the set of data-shaping settings changes on purpose.
+"""
+
+import pytest
+
+from quant_assets.config import load_settings
+
+DEFAULT_FINGERPRINT = "8733103cfffde280ae4592dff2c86291e8848778c2ec6d80a62255ada20bff69"
+NON_DEFAULT_FINGERPRINT = "ea60508cfc87c3dc5c5ef17c43347a46e9f3e3037f07171221fcd0baa8861686"
+
+# Touches every data-shaping section; ints where floats belong (timeout_s: 5, fee_bps: 2) and a
+# trailing slash on a base URL check that values are normalised exactly as before.
+NON_DEFAULT = """\
+data_dir: /srv/quant
+universe:
+  symbols: [ETH/USDT, BTC/USDT, SOL/USDT]
+intervals:
+  base: 5m
+  bars: [15m, 1h, 4h]
+partitions:
+  start_date: 2023-06-01
+providers:
+  candles: [binance, simulator]
+  spot: [kraken, simulator]
+  dex: [dexscreener]
+  dex_pairs: [solana/8sLbNZoA1cfnvMJLPfp98ZLAnFSYCFApfJKMbiXNLwxj]
+  alternative: [alternative_me]
+  base_urls: {binance: "http://127.0.0.1:8080/"}
+  files_dir: /srv/candles
+  funding_symbols: [BTC/USDT]
+resilience:
+  timeout_s: 5
+  max_attempts: 6
+  rate_scale: 2
+polling:
+  interval_s: 30
+simulator:
+  seed: 7
+bars:
+  roll_vol_window: 30
+  min_completeness: 0.9
+  return_z_max: 10
+features:
+  interval: 4h
+  ema_spans: [5, 20, 60]
+  rsi_periods: [7, 14]
+  vol_window: 12
+signals:
+  ema_pairs: [[5, 20], [20, 60]]
+backtest:
+  train_days: 30
+  min_train_days: 10
+  fee_bps: 2
+  slippage_bps: 1.5
+automation:
+  schedules_enabled: true
+  daily_at: "1:05"
+alerts:
+  enabled: false
+"""
+
+
+@pytest.fixture(autouse=True)
+def _no_local_quant_yaml(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # ./quant.yaml would be read otherwise
+
+
+def test_default_fingerprint_is_unchanged():
+    assert load_settings(env={}).fingerprint() == DEFAULT_FINGERPRINT
+
+
+def test_non_default_fingerprint_is_unchanged(tmp_path):
+    config = tmp_path / "nondefault.yaml"
+    config.write_text(NON_DEFAULT)
+    settings = load_settings(env={"QUANT_CONFIG": str(config)})
+    assert settings.fingerprint() == NON_DEFAULT_FINGERPRINT
+    assert settings.ingestion.base_url("binance") == "http://127.0.0.1:8080"
+    assert settings.backtest.fee_bps == 2.0 and isinstance(settings.backtest.fee_bps, float)
+
+
+def test_fingerprint_ignores_paths_automation_and_alerts(tmp_path):
+    config = tmp_path / "nondefault.yaml"
+    config.write_text(NON_DEFAULT.replace("/srv/quant", "/elsewhere").replace('"1:05"', '"02:00"')
+                      .replace("enabled: false", "enabled: true"))
+    assert load_settings(env={"QUANT_CONFIG": str(config)}).fingerprint() == NON_DEFAULT_FINGERPRINT

@@ -8,11 +8,11 @@ import polars as pl
 from quant_assets.config import Settings
 from quant_assets.lib.partitioned import AssetOutput, TableWrite, WindowStep, daily_asset
 from quant_assets.partitions import training_window_mapping
+from quant_assets.quant.calendar import Window
 from quant_assets.quant.manifest import (
     canonical_hash,
     experiment_id,
     fold_manifest,
-    hypothesis,
     input_tables,
 )
 from quant_assets.resources.provenance import git_state, package_versions, write_manifest_file
@@ -55,14 +55,9 @@ def build_manifest(settings: Settings) -> dg.AssetsDefinition:
         rows, registry = [], []
         for day in step.window.days():
             document = fold_manifest(settings, day.key, day.start, hashes, folds, commit, dirty, versions, exp_id)
-            digest = canonical_hash(document)
-            path = write_manifest_file(settings.manifest_dir, f"backtest_{day.key}", {**document, "manifest_hash": digest})
-            fold = folds.filter(pl.col("fold") == day.key)
-            selected = fold["selected_signal"][0] if fold.height else None
-            sharpe = fold["sharpe"][0] if fold.height else None
-            rows.append((day.key, day.start, digest, commit, dirty, document["config_hash"], exp_id,
-                         json.dumps(document, sort_keys=True, default=str)))
-            registry.append((exp_id, day.key, hypothesis(settings), selected, sharpe, digest, str(path)))
+            row, entry = _write_manifest(settings, day, document, folds)
+            rows.append(row)
+            registry.append(entry)
         frame = pl.DataFrame(rows, orient="row", schema=MANIFEST_SCHEMA)
         return AssetOutput(
             [TableWrite("backtest_manifest", frame, params={"experiment_id": exp_id}, time_column="fold_start")],
@@ -75,3 +70,16 @@ def build_manifest(settings: Settings) -> dg.AssetsDefinition:
         )
 
     return backtest_manifest
+
+
+def _write_manifest(settings: Settings, day: Window, document: dict, folds: pl.DataFrame) -> tuple[tuple, tuple]:
+    """Write the fold's manifest file; its ``backtest_manifest`` row and registry entry."""
+    digest = canonical_hash(document)
+    path = write_manifest_file(settings.manifest_dir, f"backtest_{day.key}", {**document, "manifest_hash": digest})
+    fold = folds.filter(pl.col("fold") == day.key)
+    selected = fold["selected_signal"][0] if fold.height else None
+    sharpe = fold["sharpe"][0] if fold.height else None
+    git, exp_id = document["git"], document["experiment_id"]
+    row = (day.key, day.start, digest, git["commit"], git["dirty"], document["config_hash"], exp_id,
+           json.dumps(document, sort_keys=True, default=str))
+    return row, (exp_id, day.key, document["hypothesis"], selected, sharpe, digest, str(path))

@@ -91,14 +91,7 @@ def build_raw_candles(settings: Settings) -> dg.AssetsDefinition:
         kept = _gate_outcomes(step, outcomes, settings.base_interval, ttl)
         if kept.gaps:
             record_gaps(step.conn, "candles", kept.gaps, start, end)
-            raise dg.Failure(
-                description=(
-                    f"no provider delivered {len(kept.gaps)} symbol(s) for [{start}, {end}) and no "
-                    f"last-known-good rows within {ttl:g}s; gap recorded, nothing written: "
-                    + "; ".join(f"{s}: {e}" for s, e in kept.gaps)
-                )[:2000],
-                metadata={"gaps": dg.MetadataValue.json(dict(kept.gaps)), "rejected_rows": sum(kept.rejected.values())},
-            )
+            raise _gap_failure(kept, step.window, ttl)
         frame = pl.concat([k.select(RAW_COLUMNS) for k in kept.frames]).sort("symbol", "ts")
         counts = frame.group_by(pl.col("ts").dt.date().alias("day")).len()
         daily = {str(day): {"completeness": round(n / per_day, 6)} for day, n in counts.iter_rows()}
@@ -123,6 +116,17 @@ def build_raw_candles(settings: Settings) -> dg.AssetsDefinition:
         )
 
     return raw_candles
+
+
+def _gap_failure(kept: "GatedCandles", window: Window, ttl: float) -> dg.Failure:
+    return dg.Failure(
+        description=(
+            f"no provider delivered {len(kept.gaps)} symbol(s) for [{window.start}, {window.end}) and no "
+            f"last-known-good rows within {ttl:g}s; gap recorded, nothing written: "
+            + "; ".join(f"{s}: {e}" for s, e in kept.gaps)
+        )[:2000],
+        metadata={"gaps": dg.MetadataValue.json(dict(kept.gaps)), "rejected_rows": sum(kept.rejected.values())},
+    )
 
 
 @dataclass

@@ -2,7 +2,7 @@
 -- asset: bars_{interval}
 -- for_each: bar_intervals
 -- severity: ERROR
--- description: Finite positive OHLC, low <= open, close <= high, volume >= 0, 1 <= n_source <= n_expected, and bar labels on the {interval} grid.
+-- description: Finite positive OHLC, low <= open, close <= high, volume >= 0, 1 <= n_source <= n_expected, and bar labels on the {interval} grid. Exact, with no tolerance: a bar's prices are copies of source candle values (first, max, min, last) and its volume a sum of non-negative values, so rounding cannot put them out of range.
 SELECT symbol, ts, open, high, low, close, volume, n_source, n_expected
 FROM {{ ref('bars_{interval}') }}
 WHERE ts >= $window_start AND ts < $window_end

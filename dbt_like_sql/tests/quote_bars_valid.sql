@@ -2,7 +2,7 @@
 -- asset: quote_bars_{interval}
 -- for_each: bar_intervals
 -- severity: ERROR
--- description: Quote bars have positive prices with low <= open, close <= high, and count exactly the snapshots polled in the window.
+-- description: Quote bars have positive prices with low <= open, close <= high, and count exactly the snapshots polled in the window. Exact, with no tolerance: bar prices are copies of polled values (first, max, min, last).
 SELECT 'bar' AS problem, symbol, ts, n_quotes
 FROM {{ ref('quote_bars_{interval}') }}
 WHERE ts >= $window_start AND ts < $window_end

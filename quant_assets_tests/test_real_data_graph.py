@@ -192,7 +192,7 @@ def test_whole_graph_on_real_candles_passes_every_blocking_check(case, tmp_path,
     evaluations = result.get_asset_check_evaluations()
     blocking_failed = sorted({
         f"{e.asset_check_key.to_user_string()}: {e.metadata['failing_rows'].value if 'failing_rows' in e.metadata else '?'} rows"
-        f" ({e.metadata['day_of_range'].value if 'day_of_range' in e.metadata else 'range'})"
+        f" ({e.partition or 'whole table'})"
         for e in evaluations if not e.passed and e.severity == dg.AssetCheckSeverity.ERROR
     })
     warned = sorted({e.asset_check_key.to_user_string() for e in evaluations

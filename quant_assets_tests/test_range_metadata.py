@@ -19,7 +19,7 @@ def range_run(make_settings, defs_for):
         instance=instance,
         resources=defs.resources,
         selection=dg.AssetSelection.assets("raw_candles", "bars_1h", "bar_gaps", "features_1h", "features_1d",
-                                           "bars_1d", "signals", "walk_forward_backtest"),
+                                           "bars_1d", "signals", "backtest_folds", "backtest_pnl"),
         tags={"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]},
     )
     assert result.success
@@ -67,7 +67,7 @@ def test_per_day_figures_are_that_days_and_the_equity_curve_is_a_picture(range_r
         "SELECT exp(sum(ln(1 + net_return))) - 1 FROM backtest_pnl WHERE CAST(ts AS DATE) = ?", [DAYS[-1]]
     ).fetchone()[0]
     assert pnl["net_return_day"].value == pytest.approx(net)
-    first, last = (_latest(instance, "backtest_pnl", d)["equity_to_date"].value for d in (DAYS[0], DAYS[-1]))
+    first, last = (_latest(instance, "backtest_pnl", d)["equity_to_date"].value for d in (DAYS[1], DAYS[-1]))
     assert first != last, "equity to date differs by day"
     assert "per_day" in _latest(instance, "bars_1h", DAYS[0])
 
@@ -83,3 +83,16 @@ def test_check_results_are_attached_to_each_partition_and_none_to_the_range(rang
     infos = instance.event_log_storage.get_asset_check_partition_info([key])
     status = {i.partition_key: (i.latest_execution_status.value, i.is_current) for i in infos}
     assert status == {day: ("SUCCEEDED", True) for day in DAYS}
+
+
+def test_a_day_run_alone_has_the_hashes_it_had_in_the_range(range_run, defs_for):
+    settings, instance, _ = range_run
+    conn = duckdb.connect(str(settings.duckdb_path), read_only=True)
+    query = "SELECT table_name, content_hash, params_hash FROM partition_hashes WHERE partition_key = ? ORDER BY 1"
+    in_range = conn.execute(query, [DAYS[1]]).fetchall()
+    conn.close()
+    defs = defs_for(settings)
+    assert dg.materialize(all_defs(defs), instance=instance, resources=defs.resources, partition_key=DAYS[1],
+                          selection=dg.AssetSelection.assets("bars_1h", "bar_gaps")).success
+    conn = duckdb.connect(str(settings.duckdb_path), read_only=True)
+    assert conn.execute(query, [DAYS[1]]).fetchall() == in_range

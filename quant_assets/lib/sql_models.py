@@ -389,7 +389,10 @@ def _model_asset(f: SqlFile, sql: str, refs: tuple[str, ...], settings: Settings
         params = bind_params(sql, f.interval, settings, start, end)
         with duckdb.connect() as conn, transaction(conn):
             run_model(conn, table, sql, params, (start, end), time_column)
-            hashes = record_partition_hashes(conn, table, table, start, end, {"sql": sql, "params": params}, time_column)
+            # What shaped the rows: the SQL and its parameters, not the run's window, so a day has
+            # one params_hash however it was run (alone or in a range).
+            shaping = {k: v for k, v in params.items() if k not in WINDOW_PARAMS}
+            hashes = record_partition_hashes(conn, table, table, start, end, {"sql": sql, "params": shaping}, time_column)
             daily, extra = _window_figures(conn, table, time_column, order_by, window)
         return dg.MaterializeResult(metadata=record_window_metadata(context, table, window, hashes, daily, extra=extra))
 

@@ -45,8 +45,9 @@ def poller(make_settings, server):
     resources = resources_for(settings)
 
     def tick(cursor):
-        context = dg.build_sensor_context(cursor=cursor, resources=resources)
-        return sensor(context)
+        # The providers resource has a lifecycle (health restored, then persisted at teardown).
+        with dg.build_sensor_context(cursor=cursor, resources=resources) as context:
+            return sensor(context)
 
     def rows(sql, params=None):
         with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:

@@ -4,24 +4,56 @@ Runs go through a persistent Dagster instance in ``$DAGSTER_HOME`` (default ``.d
 in the working directory, created on demand), so everything launched here shows up later in the
 UI. Every argument is checked before anything is written; a bad one ends with a one-line
 ``quant: error: ...`` and exit code 2.
+
+A failed run ends with one line per failed step (the asset and the first line of its error, or
+the failing check and its failing row count), the run's address in the UI and the path of a log
+file, ``$DAGSTER_HOME/logs/<run_id>.log``, that holds the run's events with their stack traces;
+Dagster's console logger prints nothing. SIGINT (Ctrl-C) or SIGTERM during a run marks the run
+CANCELED in the instance, prints one line and exits 130 (143 for SIGTERM).
 """
 
 import argparse
+import errno
 import os
+import signal
+import socket
 import subprocess
 import sys
+import textwrap
+import threading
 import time
+import uuid
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import dagster as dg
 
     from quant_assets.config import Settings
+
+# The one code location name: [tool.dagster] code_location_name in pyproject.toml and the
+# location_name in workspace.yaml (a test keeps the three equal). `dagster sensor start` and
+# `dagster schedule start`, run in the project directory, store state under it; `quant ui` serves it.
+CODE_LOCATION = "quant_assets"
+UI_HOST = "127.0.0.1"
+UI_PORT = 3000
+
+# `quant demo --days` above this needs --yes: a year of daily partitions.
+MAX_DEMO_DAYS = 366
+# What a demo day costs for the default universe (8 symbols of 1m candles), measured once on a
+# shared 2-core machine: `quant demo --days 240` took 646 s, about 2.7 s per day (10 days took 71 s,
+# 120 days 585 s: stage start-up dominates short demos, and timings vary with the machine's load).
+# Scaled by candles per day for other universes and base intervals.
+DEMO_SECONDS_PER_DAY = 2.7
+DEMO_REFERENCE_CANDLES_PER_DAY = 8 * 1440
+# A failed run shows at most this many cause lines on the terminal; all of them are in the log.
+MAX_CAUSE_LINES = 4
+RUN_PID_TAG = "quant/pid"
 
 INSTANCE_YAML = """\
 # Written by `quant` on first use. DuckDB allows one writer per file: one run at a time,
@@ -40,6 +72,14 @@ class UsageError(Exception):
     """A bad argument; reported as one line, exit code 2, nothing written."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM reached the CLI; ``run_id`` is the run it marked CANCELED, if any."""
+
+    def __init__(self, signum: int, run_id: str | None = None, status: str | None = None) -> None:
+        super().__init__(signum)
+        self.signum, self.run_id, self.status = signum, run_id, status
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(message)
@@ -52,18 +92,32 @@ def _parse_date(text: str) -> date:
         raise UsageError(f"'{text}' is not a date; use YYYY-MM-DD") from None
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is outside 1..65535")
+    return port
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="quant", description="quant-assets: the crypto research asset graph.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     demo = sub.add_parser("demo", help="materialize the whole graph for recent days on the simulator")
-    demo.add_argument("--days", type=int, default=60, help="number of daily partitions (default 60)")
+    demo.add_argument(
+        "--days", type=int, default=60,
+        help=f"number of daily partitions (default 60; more than {MAX_DEMO_DAYS} needs --yes)",
+    )
+    demo.add_argument("--yes", action="store_true", help=f"confirm a demo of more than {MAX_DEMO_DAYS} days")
     mat = sub.add_parser("materialize", help="materialize selected assets for a range of daily partitions")
     mat.add_argument("--select", required=True, help="Dagster asset selection, e.g. raw_candles or group:bars")
     mat.add_argument("--start", required=True, help="first partition, YYYY-MM-DD")
     mat.add_argument("--end", required=True, help="last partition, YYYY-MM-DD (inclusive)")
     sub.add_parser("report", help="summarise what the DuckDB file holds")
-    ui = sub.add_parser("ui", help="start the Dagster webserver on 127.0.0.1")
-    ui.add_argument("--port", type=int, default=3000)
+    ui = sub.add_parser("ui", help=f"start the Dagster webserver and daemon on {UI_HOST}")
+    ui.add_argument("--port", type=_port, default=UI_PORT, help=f"a free port, 1..65535 (default {UI_PORT})")
     return parser
 
 
@@ -71,27 +125,149 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     try:
         args = _parser().parse_args(argv)
-        from quant_assets.config import ConfigError, load_settings
-
-        try:
-            settings = load_settings()
-        except ConfigError as exc:
-            raise UsageError(str(exc)) from None
         if args.command == "ui":
-            return _ui(args.port)
-        if args.command == "report":
-            from quant_assets.report import print_report
-
-            return print_report(settings)
-        if args.command == "demo":
-            return _demo(settings, args.days)
-        return _materialize(settings, args.select, _parse_date(args.start), _parse_date(args.end))
+            _check_port_free(args.port)  # before anything else: a busy port ends at once
+        if args.command in ("demo", "materialize"):
+            with _interrupts:
+                return _run_command(args)
+        return _run_command(args)
     except UsageError as exc:
         print(f"quant: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Interrupted as exc:
+        print(f"quant: interrupted by {signal.Signals(exc.signum).name}{_interrupted_run(exc)}", file=sys.stderr)
+        return 128 + exc.signum
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    from quant_assets.config import ConfigError, load_settings
+
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if args.command == "ui":
+        return _ui(args.port)
+    if args.command == "report":
+        from quant_assets.report import print_report
+
+        return print_report(settings)
+    try:
+        if args.command == "demo":
+            return _demo(settings, args.days, args.yes)
+        return _materialize(settings, args.select, _parse_date(args.start), _parse_date(args.end))
+    except Interrupted:
+        raise
+    except KeyboardInterrupt as exc:  # e.g. Ctrl-C while Dagster cleans up after a run
+        raise Interrupted(_interrupts.signum or signal.SIGINT) from exc
+
+
+def _interrupted_run(exc: Interrupted) -> str:
+    if exc.run_id is None:
+        return ""
+    if exc.status == "CANCELED":
+        return f"; run {exc.run_id} marked CANCELED"
+    return f"; run {exc.run_id} had already ended ({exc.status})"
+
+
+class _Interrupts:
+    """SIGINT and SIGTERM end a CLI run as CANCELED in the instance, not left STARTED.
+
+    Outside a run both signals raise :class:`Interrupted`. A run executes inside Dagster's
+    ``capture_interrupts`` (its comment invites callers to add one around the whole execution):
+    a signal only sets a flag there, and Dagster raises it at the next step, where it is safe.
+    Dagster then ends the run CANCELED if the run is CANCELING by then, else FAILURE
+    ("interrupted unexpectedly"). So the process also receives every signal through
+    ``signal.set_wakeup_fd``: a watcher thread reads the signal's number and reports the run
+    this process started CANCELING as soon as it is STARTED; ``run_range`` reports it CANCELED
+    afterwards if Dagster did not.
+    """
+
+    POLL_S = 0.02
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.lock = threading.Lock()
+        self.instance: Any = None
+        self.run_id: str | None = None
+        self._pending = False
+        self._saved: list[Any] | None = None
+
+    def __enter__(self) -> "_Interrupts":
+        self.signum, self._pending = None, False
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        reader, writer = socket.socketpair()
+        writer.setblocking(False)
+        old_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+        handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+        for signum in handlers:
+            signal.signal(signum, self._raise)
+        self._saved = [reader, writer, old_fd, handlers]
+        threading.Thread(target=self._watch, args=(reader,), name="quant-signals", daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved is None:
+            return
+        reader, writer, old_fd, handlers = self._saved
+        self._saved = None
+        signal.set_wakeup_fd(old_fd)
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        writer.close()  # the watcher reads end-of-file and stops; it closes the reader
+
+    def _raise(self, signum: int, frame: FrameType | None) -> None:
+        self.signum = self.signum or signum
+        raise Interrupted(self.signum)
+
+    def _watch(self, reader: socket.socket) -> None:
+        import select
+
+        with reader:
+            while True:
+                ready, _, _ = select.select([reader], [], [], self.POLL_S if self._pending else None)
+                if ready:
+                    data = reader.recv(64)
+                    if not data:
+                        return
+                    for signum in data:
+                        if signum in (signal.SIGINT, signal.SIGTERM):
+                            self.signum = self.signum or signum
+                            self._pending = True
+                if self._pending:
+                    self._cancel_current()
+
+    def _cancel_current(self) -> None:
+        """Report the tracked run CANCELING once it is STARTED (a start event would overwrite
+        an earlier CANCELING); stop trying once it is canceling or over."""
+        from dagster import DagsterRunStatus
+
+        with self.lock:
+            if self.instance is None or self.run_id is None:
+                return
+            try:
+                run = self.instance.get_run_by_id(self.run_id)
+                if run is None or run.status in (
+                    DagsterRunStatus.NOT_STARTED, DagsterRunStatus.QUEUED, DagsterRunStatus.STARTING
+                ):
+                    return  # not started yet: Dagster raises the interrupt at its first step
+                if run.status == DagsterRunStatus.STARTED:
+                    name = signal.Signals(self.signum or signal.SIGINT).name
+                    self.instance.report_run_canceling(run, message=f"quant received {name}; canceling the run")
+                self._pending = False
+            except Exception:  # e.g. the storage is busy: try again at the next poll
+                return
+
+    def track(self, instance: Any, run_id: str | None) -> None:
+        with self.lock:
+            self.instance, self.run_id = instance, run_id
+
+
+_interrupts = _Interrupts()
 
 
 def dagster_home() -> Path:
@@ -115,6 +291,9 @@ class RunOutcome:
     seconds: float
     checks_passed: int
     checks_failed: list[str]
+    run_id: str = ""
+    causes: list[str] = field(default_factory=list)  # one line per failed step (failed runs)
+    log_path: Path | None = None  # the run's events with stack traces (failed runs)
 
 
 def run_range(
@@ -122,25 +301,36 @@ def run_range(
 ) -> RunOutcome:
     """Materialize ``keys`` (and their checks) for ``[start, end]`` as one run on the instance."""
     from dagster import DagsterInstance
+    from dagster._utils.interrupts import capture_interrupts
 
     instance = DagsterInstance.get()
     job = defs.resolve_implicit_global_asset_job_def()
     # One day runs as that partition, so its check results count for the day (automation reads
     # them); longer ranges run as one single-run backfill.
-    tags = {"launched_by": "quant"}
+    run_id = str(uuid.uuid4())
+    tags = {"launched_by": "quant", RUN_PID_TAG: str(os.getpid())}
     if start == end:
         tags["dagster/partition"] = start.isoformat()
     else:
         tags["dagster/asset_partition_range_start"] = start.isoformat()
         tags["dagster/asset_partition_range_end"] = end.isoformat()
     began = time.perf_counter()
-    result = job.execute_in_process(
-        instance=instance,
-        asset_selection=list(keys),
-        tags=tags,
-        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
-        raise_on_error=False,
-    )
+    _interrupts.track(instance, run_id)
+    try:
+        with capture_interrupts():  # a signal waits for Dagster's next step instead of hitting storage code
+            result = job.execute_in_process(
+                instance=instance,
+                asset_selection=list(keys),
+                run_id=run_id,
+                tags=tags,
+                # Failures are summarised below and written to the run's log file, not sprayed here.
+                run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+                raise_on_error=False,
+            )
+    finally:
+        _interrupts.track(None, None)
+    if _interrupts.signum is not None:
+        raise _canceled(instance, run_id, _interrupts.signum)
     evaluations = result.get_asset_check_evaluations()
     # A multi-day run also logs each check's result per day (marked day_of_range): count each
     # check once, and say on how many days it failed.
@@ -150,12 +340,139 @@ def run_range(
     for e in overall:
         if e.passed:
             continue
-        days = [d for d in per_day if d.asset_check_key == e.asset_check_key]
-        on_days = f", on {sum(not d.passed for d in days)} of {len(days)} days" if days else ""
-        failed.append(
-            f"{e.asset_check_key.asset_key.to_user_string()}:{e.asset_check_key.name} ({e.severity.value}{on_days})"
-        )
-    return RunOutcome(result.success, time.perf_counter() - began, len(overall) - len(failed), failed)
+        failed.append(_check_name(e) + f" ({e.severity.value}{_on_days(e, per_day)})")
+    causes: list[str] = []
+    log_path = None
+    if not result.success:
+        causes = _failure_causes(defs, result, overall, per_day)
+        log_path = write_run_log(instance, run_id)
+    return RunOutcome(
+        result.success, time.perf_counter() - began, len(overall) - len(failed), failed,
+        run_id=run_id, causes=causes, log_path=log_path,
+    )
+
+
+def _canceled(instance: "dg.DagsterInstance", run_id: str, signum: int) -> Interrupted:
+    """Mark the run this process started CANCELED, unless it had ended on its own first."""
+    from dagster import DagsterRunStatus
+
+    run = instance.get_run_by_id(run_id)
+    if run is None:  # interrupted before the run was created
+        return Interrupted(signum)
+    ended_by_interrupt = (
+        run.status == DagsterRunStatus.FAILURE
+        and run.tags.get("dagster/failure_reason") == "UNEXPECTED_TERMINATION"
+    )
+    if not run.is_finished or ended_by_interrupt:
+        instance.report_run_canceled(run, message=f"quant was interrupted by {signal.Signals(signum).name}")
+        run = instance.get_run_by_id(run_id) or run
+    write_run_log(instance, run_id)
+    return Interrupted(signum, run_id, run.status.value)
+
+
+def _check_name(evaluation: "dg.AssetCheckEvaluation") -> str:
+    key = evaluation.asset_check_key
+    return f"{key.asset_key.to_user_string()}:{key.name}"
+
+
+def _on_days(evaluation: "dg.AssetCheckEvaluation", per_day: list["dg.AssetCheckEvaluation"]) -> str:
+    days = [d for d in per_day if d.asset_check_key == evaluation.asset_check_key]
+    return f", on {sum(not d.passed for d in days)} of {len(days)} days" if days else ""
+
+
+def _failure_causes(
+    defs: "dg.Definitions",
+    result: "dg.ExecuteInProcessResult",
+    overall: list["dg.AssetCheckEvaluation"],
+    per_day: list["dg.AssetCheckEvaluation"],
+) -> list[str]:
+    """One line per failed step: the asset and the first line of the user's error, or the
+    failing check with its failing row count; then failed ERROR checks no step reported."""
+    targets = _step_targets(defs)
+    failed_checks = {e.asset_check_key: e for e in overall if not e.passed}
+    covered = set()
+    causes = []
+    for event in result.all_events:
+        if not event.is_step_failure:
+            continue
+        assets, check_keys = targets.get(event.step_key or "", ([], set()))
+        checks = [failed_checks[k] for k in sorted(check_keys & failed_checks.keys(), key=str)]
+        if checks:
+            for check in checks:
+                covered.add(check.asset_check_key)
+                causes.append(_check_cause(check, per_day))
+            continue
+        error = event.step_failure_data.error
+        cause = first_error_line(error) if error is not None else "failed"
+        causes.append(f"{', '.join(assets) or event.step_key}: {cause}")
+    for key, check in failed_checks.items():
+        if key not in covered and check.severity.value == "ERROR":
+            causes.append(_check_cause(check, per_day))
+    if not causes:  # the run failed outside any step (e.g. while starting its resources)
+        failure = result.get_run_failure_event()
+        error = getattr(failure.event_specific_data, "error", None) if failure else None
+        causes.append(f"run: {first_error_line(error) if error else failure.message if failure else 'failed'}")
+    return causes
+
+
+def _check_cause(check: "dg.AssetCheckEvaluation", per_day: list["dg.AssetCheckEvaluation"]) -> str:
+    key = check.asset_check_key
+    rows = check.metadata.get("failing_rows")
+    count = f": {rows.value} failing row{'' if rows.value == 1 else 's'}" if rows is not None else ""
+    return f"{key.asset_key.to_user_string()}: check {key.name} failed ({check.severity.value}{_on_days(check, per_day)}){count}"
+
+
+def _step_targets(defs: "dg.Definitions") -> dict[str, tuple[list[str], set["dg.AssetCheckKey"]]]:
+    """Step key (op name) -> the assets it materializes and the checks it evaluates."""
+    targets: dict[str, tuple[list[str], set[dg.AssetCheckKey]]] = {}
+    for assets_def in defs.resolve_asset_graph().assets_defs:
+        if not assets_def.is_executable:
+            continue
+        names = sorted(k.to_user_string() for k in assets_def.keys)
+        if not names:
+            names = sorted({k.asset_key.to_user_string() for k in assets_def.check_keys})
+        targets[assets_def.node_def.name] = (names, set(assets_def.check_keys))
+    return targets
+
+
+def first_error_line(error: Any) -> str:
+    """The first line of the user code's exception inside Dagster's wrappers, as ``Type: text``
+    (a ``dg.Failure`` gives its description alone)."""
+    while error.cause is not None and error.cls_name.startswith("Dagster"):
+        error = error.cause  # "Error occurred while executing op ..." wraps the user's exception
+    lines = [line.strip() for line in (error.message or "").splitlines() if line.strip()]
+    text = lines[0] if lines else error.cls_name
+    head, sep, rest = text.partition(": ")
+    if sep and head.rsplit(".", 1)[-1] == error.cls_name:  # "module.path.Type: text"
+        return rest if error.cls_name == "Failure" else f"{error.cls_name}: {rest}"
+    return text
+
+
+def write_run_log(instance: "dg.DagsterInstance", run_id: str) -> Path:
+    """Every event of the run, with each error's stack trace and causes, in
+    ``$DAGSTER_HOME/logs/<run_id>.log``."""
+    import logging
+
+    path = dagster_home() / "logs" / f"{run_id}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    run = instance.get_run_by_id(run_id)
+    with path.open("w") as out:
+        status = run.status.value if run else "unknown"
+        out.write(f"run {run_id}: {status}; tags {dict(run.tags) if run else {}}\n")
+        for record in instance.all_logs(run_id):
+            moment = datetime.fromtimestamp(record.timestamp, UTC).isoformat(timespec="milliseconds")
+            event = record.dagster_event
+            kind = event.event_type_value if event else "LOG"
+            out.write(f"{moment} {logging.getLevelName(record.level)} {record.step_key or '-'} {kind} "
+                      f"{record.user_message}\n")
+            data = event.event_specific_data if event else None
+            error = getattr(data, "error", None)
+            if error is not None:
+                out.write(textwrap.indent(error.to_string(), "    ") + "\n")
+            if event and event.event_type_value == "ASSET_CHECK_EVALUATION" and not data.passed:
+                for name, value in data.metadata.items():
+                    out.write(textwrap.indent(f"{name}: {value.value}", "    ") + "\n")
+    return path
 
 
 def resolve_selection(defs: "dg.Definitions", text: str) -> list["dg.AssetKey"]:
@@ -207,20 +524,66 @@ def _print_outcome(label: str, outcome: RunOutcome) -> None:
         f"  {status} in {outcome.seconds:.1f}s; checks passed {outcome.checks_passed}, "
         f"warnings {len(warned)}, failed {len(blocked)}"
     )
+    if not outcome.success:
+        _print_failure(outcome, warned)
+        return
     for name in blocked:
         print(f"    check failed: {name}")
     for name in warned:
         print(f"    warning: {name} (data flows on; see the check's metadata in the UI)")
 
 
-def _demo(settings: "Settings", days: int) -> int:
-    from quant_assets.definitions import STAGES, build_definitions
-    from quant_assets.report import print_report
+def _print_failure(outcome: RunOutcome, warned: list[str]) -> None:
+    """At most MAX_CAUSE_LINES cause lines, one line of warnings, the run's address and its log."""
+    causes = outcome.causes
+    if len(causes) > MAX_CAUSE_LINES:
+        rest = len(causes) - MAX_CAUSE_LINES + 1
+        causes = [*causes[: MAX_CAUSE_LINES - 1], f"... and {rest} more, listed in the log"]
+    for line in causes:
+        print(f"    {line}")
+    if warned:
+        print(f"    warnings (data flows on): {', '.join(warned)}")
+    print(f"  run {outcome.run_id}: http://{UI_HOST}:{UI_PORT}/runs/{outcome.run_id} (with `quant ui` running)")
+    if outcome.log_path is not None:
+        print(f"  log with stack traces: {outcome.log_path}")
 
+
+def _candles_per_day(settings: "Settings") -> int:
+    interval = settings.base_interval  # e.g. "1m", "5m"
+    minutes = int(interval[:-1]) * {"m": 1, "h": 60, "d": 1440}[interval[-1]]
+    return len(settings.symbols) * (1440 // minutes)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{max(1, round(seconds / 60))} min"
+
+
+def _check_days(settings: "Settings", days: int, yes: bool) -> tuple[date, date]:
     if days < 1:
         raise UsageError("--days must be at least 1")
     end = last_partition_day()
-    start = max(end - timedelta(days=days - 1), settings.start_date)
+    start = end - timedelta(days=days - 1)
+    if start < settings.start_date:
+        available = (end - settings.start_date).days + 1
+        raise UsageError(
+            f"--days {days} reaches back to {start}, before the first partition {settings.start_date} "
+            f"(partitions.start_date, QUANT_START_DATE): at most --days {available}, or set QUANT_START_DATE earlier"
+        )
+    if days > MAX_DEMO_DAYS and not yes:
+        candles = days * _candles_per_day(settings)
+        seconds = days * DEMO_SECONDS_PER_DAY * _candles_per_day(settings) / DEMO_REFERENCE_CANDLES_PER_DAY
+        raise UsageError(
+            f"--days {days} is more than {MAX_DEMO_DAYS}: {days} days x {len(settings.symbols)} symbols is about "
+            f"{candles / 1e6:.1f}M {settings.base_interval} candles and {_duration(seconds)}; add --yes to run it"
+        )
+    return start, end
+
+
+def _demo(settings: "Settings", days: int, yes: bool = False) -> int:
+    from quant_assets.definitions import STAGES, build_definitions
+    from quant_assets.report import print_report
+
+    start, end = _check_days(settings, days, yes)
     _check_range(settings, start, end)
     defs = build_definitions(settings)
     home = dagster_home()
@@ -239,22 +602,53 @@ def _demo(settings: "Settings", days: int) -> int:
         outcome = run_range(defs, keys, start, end)
         _print_outcome("done", outcome)
         if not outcome.success:
-            print("quant demo stopped: a step or a blocking check failed; open the UI (quant ui) for the run's logs")
+            print(f"quant demo stopped at {stage}; the stages after it were not run")
             return 1
     print()
     print_report(settings)
-    print("\nOpen the UI: quant ui   (then http://127.0.0.1:3000)")
+    print(f"\nOpen the UI: quant ui   (then http://{UI_HOST}:{UI_PORT})")
     return 0
 
 
+def _check_port_free(port: int) -> None:
+    """Bind the port on UI_HOST as the webserver will (SO_REUSEADDR, as uvicorn sets it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((UI_HOST, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise UsageError(
+                    f"port {port} on {UI_HOST} is in use (another `quant ui`?); stop it or pick another --port"
+                ) from None
+            raise UsageError(f"cannot listen on {UI_HOST}:{port}: {exc.strerror or exc}") from None
+
+
+def ui_workspace(home: Path, working_directory: Path) -> Path:
+    """A workspace file for `dagster dev`: the code location CODE_LOCATION loaded in
+    ``working_directory`` (so relative settings such as ./data mean what they mean to `quant`)."""
+    import yaml
+
+    path = home / "quant_ui_workspace.yaml"
+    location = {"module_name": "quant_assets.definitions", "location_name": CODE_LOCATION,
+                "working_directory": str(working_directory.resolve())}
+    path.write_text(
+        "# Written by `quant ui` at each start; the project's workspace.yaml names the same location.\n"
+        + yaml.safe_dump({"load_from": [{"python_module": location}]}, sort_keys=False)
+    )
+    return path
+
+
 def _ui(port: int) -> int:
-    """``dagster dev`` on 127.0.0.1: the webserver and the daemon (schedules, sensors, automation)."""
+    """``dagster dev`` on 127.0.0.1: the webserver and the daemon (schedules, sensors, automation),
+    serving the code location CODE_LOCATION from the working directory."""
     home = dagster_home()
+    workspace = ui_workspace(home, Path.cwd())
     command = [
-        str(Path(sys.executable).parent / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port),
-        "-m", "quant_assets.definitions",
+        str(Path(sys.executable).parent / "dagster"), "dev", "-h", UI_HOST, "-p", str(port),
+        "-w", str(workspace),
     ]
-    print(f"Dagster UI on http://127.0.0.1:{port} with its daemon (instance {home}); Ctrl-C stops both")
+    print(f"Dagster UI on http://{UI_HOST}:{port} with its daemon (instance {home}); Ctrl-C stops both")
     try:
         return subprocess.call(command)
     except KeyboardInterrupt:

@@ -1,11 +1,14 @@
 """The quant command: bad arguments fail in one line and write nothing; a range run works."""
 
 import os
+import socket
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from quant_assets import cli
 
@@ -35,6 +38,11 @@ def isolated(tmp_path, monkeypatch):
         (["materialize", "--start", "2024-03-01"], "required"),
         (["frobnicate"], "invalid choice"),
         (["demo", "--days", "0"], "--days must be at least 1"),
+        (["demo", "--days", "400"], "--days 400 is more than 366"),
+        (["demo", "--days", "5000", "--yes"], "before the first partition 2024-01-01 (partitions.start_date, QUANT_START_DATE)"),
+        (["ui", "--port", "99999"], "99999 is outside 1..65535"),
+        (["ui", "--port", "0"], "0 is outside 1..65535"),
+        (["ui", "--port", "http"], "'http' is not a port number"),
     ],
 )
 def test_bad_arguments_get_one_line_and_write_nothing(isolated, capsys, argv, needle):
@@ -44,6 +52,58 @@ def test_bad_arguments_get_one_line_and_write_nothing(isolated, capsys, argv, ne
     assert len(err.splitlines()) == 1
     assert not (isolated / "data").exists()
     assert not (isolated / "dh").exists()
+
+
+def test_a_long_demo_says_how_many_candles_and_how_long(isolated, capsys, monkeypatch):
+    monkeypatch.setenv("QUANT_START_DATE", "2020-01-01")
+    monkeypatch.setenv("QUANT_SYMBOLS", ",".join(f"{c}/USDT" for c in ("BTC", "ETH", "SOL", "BNB", "XRP", "ADA", "DOGE", "AVAX")))
+    assert cli.main(["demo", "--days", "1065"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    # 1065 days x 8 symbols x 1440 one-minute candles; time from the measured per-day cost
+    assert "1065 days x 8 symbols is about 12.3M 1m candles" in err and "add --yes" in err
+    assert f"and {round(1065 * cli.DEMO_SECONDS_PER_DAY / 60)} min;" in err  # 2.7 s per day: 48 min
+    assert not (isolated / "data").exists() and not (isolated / "dh").exists()
+    with pytest.raises(SystemExit):
+        cli.main(["demo", "--help"])
+    assert f"more than {cli.MAX_DEMO_DAYS} needs --yes" in " ".join(capsys.readouterr().out.split())
+
+
+def test_quant_ui_on_a_busy_port_is_one_line_and_starts_nothing(isolated, capsys):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert cli.main(["ui", "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"quant: error: port {port} on 127.0.0.1 is in use (another `quant ui`?); stop it or pick another --port"
+    assert not (isolated / "dh").exists()
+
+
+def test_one_code_location_name_in_pyproject_workspace_and_quant_ui(tmp_path):
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["dagster"]
+    assert tool == {"module_name": "quant_assets.definitions", "code_location_name": cli.CODE_LOCATION}
+    (project,) = yaml.safe_load((ROOT / "workspace.yaml").read_text())["load_from"]
+    assert project["python_module"] == {"module_name": "quant_assets.definitions", "location_name": cli.CODE_LOCATION}
+    (served,) = yaml.safe_load(cli.ui_workspace(tmp_path, tmp_path / "elsewhere").read_text())["load_from"]
+    assert served["python_module"] == {**project["python_module"], "working_directory": str(tmp_path / "elsewhere")}
+
+
+def _error(message: str, cls_name: str, cause=None):
+    from dagster._utils.error import SerializableErrorInfo
+
+    return SerializableErrorInfo(message=message, stack=["  File x, line 1\n"], cls_name=cls_name, cause=cause)
+
+
+def test_the_cause_is_the_first_line_of_the_users_exception_not_dagsters_wrapper():
+    user = _error("quant_assets.providers.errors.ProviderError: binance: RetryableError: 503\nmore\n", "ProviderError")
+    wrapped = _error('dagster._core.errors.DagsterExecutionStepExecutionError: Error occurred while executing op "raw_candles":\n',
+                     "DagsterExecutionStepExecutionError", cause=user)
+    assert cli.first_error_line(wrapped) == "ProviderError: binance: RetryableError: 503"
+    failure = _error("dagster._core.definitions.events.Failure: gap recorded, nothing written\n", "Failure")
+    assert cli.first_error_line(failure) == "gap recorded, nothing written"
+    assert cli.first_error_line(_error("ValueError: bad\n", "ValueError")) == "ValueError: bad"
+    assert cli.first_error_line(_error("", "KeyError")) == "KeyError"
 
 
 def test_bad_config_is_a_one_line_error(isolated, capsys, monkeypatch):

@@ -331,25 +331,53 @@ def run_range(
         _interrupts.track(None, None)
     if _interrupts.signum is not None:
         raise _canceled(instance, run_id, _interrupts.signum)
-    evaluations = result.get_asset_check_evaluations()
-    # A multi-day run also logs each check's result per day (marked day_of_range): count each
-    # check once, and say on how many days it failed.
-    per_day = [e for e in evaluations if "day_of_range" in e.metadata]
-    overall = [e for e in evaluations if "day_of_range" not in e.metadata]
-    failed = []
-    for e in overall:
-        if e.passed:
-            continue
-        failed.append(_check_name(e) + f" ({e.severity.value}{_on_days(e, per_day)})")
+    tallies = tally_checks(result.get_asset_check_evaluations())
+    failed = [f"{c.name} ({c.severity}{c.on_days})" for c in tallies if not c.passed]
     causes: list[str] = []
     log_path = None
     if not result.success:
-        causes = _failure_causes(defs, result, overall, per_day)
+        causes = _failure_causes(defs, result, tallies)
         log_path = write_run_log(instance, run_id)
     return RunOutcome(
-        result.success, time.perf_counter() - began, len(overall) - len(failed), failed,
+        result.success, time.perf_counter() - began, len(tallies) - len(failed), failed,
         run_id=run_id, causes=causes, log_path=log_path,
     )
+
+
+@dataclass(frozen=True)
+class CheckTally:
+    """One check over a run: its per-day results (one per partition evaluated) summed up."""
+
+    key: "dg.AssetCheckKey"
+    severity: str
+    days: int
+    failed_days: int
+    failing_rows: int | None
+
+    @property
+    def passed(self) -> bool:
+        return self.failed_days == 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.key.asset_key.to_user_string()}:{self.key.name}"
+
+    @property
+    def on_days(self) -> str:
+        return f", on {self.failed_days} of {self.days} days" if self.days > 1 else ""
+
+
+def tally_checks(evaluations: Sequence["dg.AssetCheckEvaluation"]) -> list[CheckTally]:
+    """Each check once, in the order first evaluated, with on how many days it failed."""
+    grouped: dict[dg.AssetCheckKey, list[dg.AssetCheckEvaluation]] = {}
+    for evaluation in evaluations:
+        grouped.setdefault(evaluation.asset_check_key, []).append(evaluation)
+    tallies = []
+    for key, days in grouped.items():
+        failed = [d for d in days if not d.passed]
+        rows = [d.metadata["failing_rows"].value for d in failed if "failing_rows" in d.metadata]
+        tallies.append(CheckTally(key, days[0].severity.value, len(days), len(failed), sum(rows) if rows else None))
+    return tallies
 
 
 def _canceled(instance: "dg.DagsterInstance", run_id: str, signum: int) -> Interrupted:
@@ -370,26 +398,13 @@ def _canceled(instance: "dg.DagsterInstance", run_id: str, signum: int) -> Inter
     return Interrupted(signum, run_id, run.status.value)
 
 
-def _check_name(evaluation: "dg.AssetCheckEvaluation") -> str:
-    key = evaluation.asset_check_key
-    return f"{key.asset_key.to_user_string()}:{key.name}"
-
-
-def _on_days(evaluation: "dg.AssetCheckEvaluation", per_day: list["dg.AssetCheckEvaluation"]) -> str:
-    days = [d for d in per_day if d.asset_check_key == evaluation.asset_check_key]
-    return f", on {sum(not d.passed for d in days)} of {len(days)} days" if days else ""
-
-
 def _failure_causes(
-    defs: "dg.Definitions",
-    result: "dg.ExecuteInProcessResult",
-    overall: list["dg.AssetCheckEvaluation"],
-    per_day: list["dg.AssetCheckEvaluation"],
+    defs: "dg.Definitions", result: "dg.ExecuteInProcessResult", tallies: list[CheckTally]
 ) -> list[str]:
     """One line per failed step: the asset and the first line of the user's error, or the
     failing check with its failing row count; then failed ERROR checks no step reported."""
     targets = _step_targets(defs)
-    failed_checks = {e.asset_check_key: e for e in overall if not e.passed}
+    failed_checks = {c.key: c for c in tallies if not c.passed}
     covered = set()
     causes = []
     for event in result.all_events:
@@ -399,15 +414,15 @@ def _failure_causes(
         checks = [failed_checks[k] for k in sorted(check_keys & failed_checks.keys(), key=str)]
         if checks:
             for check in checks:
-                covered.add(check.asset_check_key)
-                causes.append(_check_cause(check, per_day))
+                covered.add(check.key)
+                causes.append(_check_cause(check))
             continue
         error = event.step_failure_data.error
         cause = first_error_line(error) if error is not None else "failed"
         causes.append(f"{', '.join(assets) or event.step_key}: {cause}")
     for key, check in failed_checks.items():
-        if key not in covered and check.severity.value == "ERROR":
-            causes.append(_check_cause(check, per_day))
+        if key not in covered and check.severity == "ERROR":
+            causes.append(_check_cause(check))
     if not causes:  # the run failed outside any step (e.g. while starting its resources)
         failure = result.get_run_failure_event()
         error = getattr(failure.event_specific_data, "error", None) if failure else None
@@ -415,11 +430,10 @@ def _failure_causes(
     return causes
 
 
-def _check_cause(check: "dg.AssetCheckEvaluation", per_day: list["dg.AssetCheckEvaluation"]) -> str:
-    key = check.asset_check_key
-    rows = check.metadata.get("failing_rows")
-    count = f": {rows.value} failing row{'' if rows.value == 1 else 's'}" if rows is not None else ""
-    return f"{key.asset_key.to_user_string()}: check {key.name} failed ({check.severity.value}{_on_days(check, per_day)}){count}"
+def _check_cause(check: CheckTally) -> str:
+    rows = check.failing_rows
+    count = f": {rows} failing row{'' if rows == 1 else 's'}" if rows is not None else ""
+    return f"{check.key.asset_key.to_user_string()}: check {check.key.name} failed ({check.severity}{check.on_days}){count}"
 
 
 def _step_targets(defs: "dg.Definitions") -> dict[str, tuple[list[str], set["dg.AssetCheckKey"]]]:

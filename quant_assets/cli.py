@@ -53,19 +53,7 @@ DEMO_SECONDS_PER_DAY = 2.7
 DEMO_REFERENCE_CANDLES_PER_DAY = 8 * 1440
 # A failed run shows at most this many cause lines on the terminal; all of them are in the log.
 MAX_CAUSE_LINES = 4
-RUN_PID_TAG = "quant/pid"
 
-INSTANCE_YAML = """\
-# Written by `quant` on first use. DuckDB allows one writer per file: one run at a time,
-# and one step at a time in the `duckdb` pool.
-concurrency:
-  pools:
-    default_limit: 1
-  runs:
-    max_concurrent_runs: 1
-telemetry:
-  enabled: false
-"""
 
 
 class UsageError(Exception):
@@ -272,11 +260,10 @@ _interrupts = _Interrupts()
 
 def dagster_home() -> Path:
     """``$DAGSTER_HOME`` (set to ``./.dagster_home`` when unset), created with its dagster.yaml."""
+    from quant_assets.lib.instance import ensure_instance_config
+
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(Path(".dagster_home").resolve())))
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(INSTANCE_YAML)
+    ensure_instance_config(home)
     return home
 
 
@@ -303,12 +290,17 @@ def run_range(
     from dagster import DagsterInstance
     from dagster._utils.interrupts import capture_interrupts
 
+    from quant_assets.lib.instance import POOL, own_run_tags, reap_dead_runs, wait_for_pool
+
     instance = DagsterInstance.get()
+    for dead in reap_dead_runs(instance):
+        print(f"  quant: run {dead.run_id} marked FAILED: its process {dead.pid} is gone; its {POOL} slot is free again")
+    wait_for_pool(instance, lambda line: print(f"  quant: {line}", flush=True))
     job = defs.resolve_implicit_global_asset_job_def()
     # One day runs as that partition, so its check results count for the day (automation reads
     # them); longer ranges run as one single-run backfill.
     run_id = str(uuid.uuid4())
-    tags = {"launched_by": "quant", RUN_PID_TAG: str(os.getpid())}
+    tags = {"launched_by": "quant", **own_run_tags()}
     if start == end:
         tags["dagster/partition"] = start.isoformat()
     else:

@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from quant_assets import cli
+from quant_assets.lib.instance import INSTANCE_YAML, PID_TAG
 
 QUANT = Path(sys.executable).parent / "quant"
 STARTUP_LIMIT_S = 300
@@ -32,7 +32,7 @@ def _wait_for_started_run(home: Path, process: subprocess.Popen) -> str:
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()
         with dg.DagsterInstance.from_config(str(home)) as instance:
-            runs = instance.get_runs(dg.RunsFilter(tags={cli.RUN_PID_TAG: str(process.pid)}))
+            runs = instance.get_runs(dg.RunsFilter(tags={PID_TAG: str(process.pid)}))
             if runs and runs[0].status == dg.DagsterRunStatus.STARTED:
                 return runs[0].run_id
         time.sleep(0.2)
@@ -44,7 +44,7 @@ def _wait_for_started_run(home: Path, process: subprocess.Popen) -> str:
 def test_an_interrupted_run_is_canceled_and_the_next_run_works(tmp_path, signum, code):
     env, home = _env(tmp_path), tmp_path / "home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(cli.INSTANCE_YAML)
+    (home / "dagster.yaml").write_text(INSTANCE_YAML)
     with dg.DagsterInstance.from_config(str(home)):  # its storage exists before two processes poll it
         pass
     process = subprocess.Popen(

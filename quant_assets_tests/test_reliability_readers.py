@@ -192,3 +192,15 @@ def test_a_run_next_to_a_notebook_fails_in_one_line_naming_it_and_writes_nothing
     assert lines[0].endswith("a run needs to write it: close that connection and run again"), lines[0]
     assert seconds < 30, seconds  # one wait, not one per connection (the providers' teardown is quick)
     assert candle_count(settings.duckdb_path) == 0
+
+
+def test_failure_lines_leave_a_failed_blocking_check_to_the_check_results(make_settings):
+    settings = make_settings(env={"QUANT_SYMBOLS": "BTC/USDT"})
+    defs = build_definitions(settings)
+    day = "2024-03-04"
+    assert dg.materialize(all_defs(defs), partition_key=day, resources=defs.resources, selection="raw_candles").success
+    with duckdb.connect(str(settings.duckdb_path)) as conn:
+        conn.execute("UPDATE raw_candles SET low = 0 WHERE ts = ?::TIMESTAMP + INTERVAL 2 HOUR", [day])
+    result = dg.materialize(all_defs(defs), partition_key=day, resources=defs.resources,
+                            selection=dg.AssetSelection.assets("bars_1h").downstream(), raise_on_error=False)
+    assert not result.success and failure_lines(result) == []

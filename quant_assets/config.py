@@ -25,9 +25,14 @@ Ingestion (see ``providers/``): ``QUANT_SPOT_PROVIDERS`` (``providers.spot``, de
 no variables. API keys (``QUANT_<PROVIDER>_API_KEY``) are read by the providers from the
 environment only and never enter these settings.
 
+A variable set to a blank value: a scalar counts as unset (``QUANT_DATA_DIR=`` means the
+default); a list is the empty list, so ``QUANT_SYMBOLS=""`` is an error (the universe must not
+be empty) rather than, silently, the 8 default symbols, and ``QUANT_DEX_PAIRS=""`` means none.
+
 Invalid settings raise :class:`ConfigError` with one line naming the key, the value and what is
 accepted, e.g. ``config key 'backtest.fee_bps' = 'abc' must be a number >= 0 and <= 1000 (basis points)``;
-a value from the environment names its variable too.
+a value from the environment names its variable too. A value echoed in the line is cut to 80
+characters (a path to 160; ``...`` marks the cut), so a 5,000-character symbol gives a short line.
 
 How it is built: :class:`Config` and its sections are pydantic dataclasses in the YAML's own
 shape (unknown keys forbidden, frozen, no NaN/inf, bounded numbers, ``Literal`` intervals and
@@ -47,6 +52,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, field
 from datetime import date, datetime
@@ -206,27 +212,38 @@ def _path(value: Any) -> Any:
     return value
 
 
+def _kind(path: Path) -> str:
+    """"dir", "file" (anything else that exists) or "none"; a path the OS refuses is an error."""
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return "none"
+    except OSError as exc:  # e.g. a 5,000-character name: File name too long
+        raise _fail("unusable_path", f"the system refuses it: {exc.strerror or type(exc).__name__}") from None
+    return "dir" if stat.S_ISDIR(mode) else "file"
+
+
 def _not_a_file(path: Path | None) -> Path | None:
-    if path is not None and path.exists() and not path.is_dir():
-        raise _fail("not_a_directory", f"{str(path)!r} exists and is not a directory")
+    if path is not None and _kind(path) == "file":
+        raise _fail("not_a_directory", f"{_show(str(path), PATH_ECHO)} exists and is not a directory")
     return path
 
 
 def _not_a_dir(path: Path | None) -> Path | None:
-    if path is not None and path.is_dir():
-        raise _fail("is_a_directory", f"{str(path)!r} is a directory")
+    if path is not None and _kind(path) == "dir":
+        raise _fail("is_a_directory", f"{_show(str(path), PATH_ECHO)} is a directory")
     return path
 
 
 def _existing_dir(path: Path | None) -> Path | None:
-    if path is not None and not path.is_dir():
-        raise _fail("no_directory", f"{str(path)!r} is not a directory")
+    if path is not None and _kind(path) != "dir":
+        raise _fail("no_directory", f"{_show(str(path), PATH_ECHO)} is not a directory")
     return path
 
 
 def _existing_file(path: str) -> str:
-    if path and not Path(path).is_file():
-        raise _fail("no_file", f"{path!r} is not a file")
+    if path and _kind(Path(path)) != "file":
+        raise _fail("no_file", f"{_show(path, PATH_ECHO)} is not a file")
     return path
 
 
@@ -615,12 +632,12 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         loaded = yaml.load(path.read_text(), Loader=_YamlLoader) or {}  # a SafeLoader subclass
     except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+        raise ConfigError(f"config file {_clip(str(path), PATH_ECHO)} cannot be read: {exc.strerror or exc}") from None
     except (yaml.YAMLError, ValueError, TypeError) as exc:  # e.g. a bad !!timestamp
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ConfigError(f"config file {path} is not valid YAML: {first}") from None
+        raise ConfigError(f"config file {_clip(str(path), PATH_ECHO)} is not valid YAML: {_clip(first, 160)}") from None
     if not isinstance(loaded, dict):
-        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+        raise ConfigError(f"config file {_clip(str(path), PATH_ECHO)} must hold a mapping at the top level")
     return loaded
 
 
@@ -633,12 +650,17 @@ def _section_of(raw: dict[str, Any], section: str) -> dict[str, Any] | None:
 
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str], sources: dict[str, str]) -> None:
+    """Environment over the file. A blank scalar variable counts as unset (``QUANT_DATA_DIR=``);
+    a list variable that is set is that list even when blank: ``QUANT_SYMBOLS=""`` is the empty
+    list, an error where a list must not be empty, "none" where ``[]`` is accepted."""
     for var, (section, key, is_list) in _ENV.items():
-        value: Any = env.get(var, "").strip()
-        if not value:
+        if var not in env:
             continue
+        value: Any = env[var].strip()
         if is_list:
             value = [part.strip() for part in value.split(",") if part.strip()]
+        elif not value:
+            continue
         target = _section_of(raw, section)
         if target is not None:
             target[key] = value
@@ -670,7 +692,16 @@ def _apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any], sources:
 # pydantic's ValidationError -> one line naming the key, the value and what is accepted.
 
 
-def _show(value: Any, limit: int = 100) -> str:
+ECHO, PATH_ECHO = 80, 160  # characters of a value (of a path) repeated in an error line
+_PATH_KEYS = ("data_dir", "duckdb_path", "providers.files_dir", "trades.directory", "features.catalogue")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _show(value: Any, limit: int = ECHO) -> str:
+    """``repr`` of ``value`` (lists, dates and paths as in the YAML), at most ``limit`` characters."""
     def plain(v: Any) -> Any:
         if isinstance(v, list | tuple):
             return [plain(x) for x in v]
@@ -680,8 +711,7 @@ def _show(value: Any, limit: int = 100) -> str:
             return str(v)
         return v
 
-    text = repr(plain(value))
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return _clip(repr(plain(value)), limit)
 
 
 def _fields(cls: Any) -> dict[str, Any]:
@@ -745,13 +775,15 @@ def _one_line(exc: ValidationError, raw: Mapping[str, Any], sources: Mapping[str
     found, value = _lookup(raw, key_path)
     if not found:  # a default that a rule across keys rejects
         value = _default(key_path) if rule else error["input"]
-    line = f"config key '{key}' = {_show(value)}"
+    line = f"config key '{key}' = {_show(value, PATH_ECHO if key in _PATH_KEYS else ECHO)}"
     if key in sources:
         line += f" ({sources[key]})"
     line += f" must be {_value_description(info.annotation) if entry else info.description}"
     reason = str(ctx.get("reason") or "")
     if not reason and not entry and any(isinstance(part, int) for part in rest):
         reason = f"{_show(error['input'])} is not"  # the list item at fault
+    if not reason and value == [] and key in sources:
+        reason = f"{sources[key]} is set but empty (unset it for the default)"
     return f"{line}; {reason}" if reason else line
 
 
@@ -775,10 +807,15 @@ def load_settings(
     env = os.environ if env is None else env
     path = Path(config_file or env.get("QUANT_CONFIG") or DEFAULT_CONFIG_FILE)
     raw: dict[str, Any] = {}
-    if path.exists():
+    try:
+        exists = path.exists()
+    except OSError as exc:  # e.g. File name too long
+        raise ConfigError(f"config file {_clip(str(path), PATH_ECHO)} (QUANT_CONFIG) cannot be read: "
+                          f"{exc.strerror or type(exc).__name__}") from None
+    if exists:
         raw = _read_yaml(path)
     elif config_file or env.get("QUANT_CONFIG"):
-        raise ConfigError(f"config file {path} (QUANT_CONFIG) does not exist")
+        raise ConfigError(f"config file {_clip(str(path), PATH_ECHO)} (QUANT_CONFIG) does not exist")
     sources: dict[str, str] = {}
     _apply_env(raw, env, sources)
     _apply_overrides(raw, overrides or {}, sources)

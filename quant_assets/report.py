@@ -1,13 +1,35 @@
-"""What the DuckDB file holds: rows per table, partitions, the walk-forward headline."""
+"""What the DuckDB file holds: rows per table, partitions, the walk-forward headline.
+
+A reader only: the file is opened read-only and never migrated, so the report works on a
+read-only filesystem and next to a notebook that has the file open read-only. DuckDB cannot
+open a file read-only while another process writes it; then the report waits two seconds at
+most and says so in one line. Everything is read before anything is printed, so a file that
+turns out to be damaged prints one error line and no partial report.
+
+Exit codes of :func:`print_report`: 0 report printed; 1 no DuckDB file yet, or it cannot be
+read (permissions); 3 the file is damaged (truncated, not a DuckDB file, a block fails to
+read); 75 the file is busy (a writer holds it: try again later, as EX_TEMPFAIL says).
+"""
 
 import math
+import sys
 
+import duckdb
 import numpy as np
 
 from quant_assets.config import Settings, bars_per_year
 from quant_assets.quant.backtest import performance_metrics
 from quant_assets.resources.duckdb import QuantDuckDB
+from quant_assets.resources.errors import (
+    DuckDBBusy,
+    DuckDBDamaged,
+    DuckDBFileError,
+    damaged_error,
+    first_line,
+)
 from quant_assets.resources.tables import ident, table_exists
+
+EXIT_OK, EXIT_UNREADABLE, EXIT_DAMAGED, EXIT_BUSY = 0, 1, 3, 75
 
 
 def report_tables(settings: Settings) -> list[str]:
@@ -25,40 +47,71 @@ def _fmt(value: float, percent: bool = False) -> str:
     return f"{value:.2%}" if percent else f"{value:.3f}"
 
 
-def print_report(settings: Settings) -> int:
-    """Print the summary; return 0, or 1 when the DuckDB file does not exist yet."""
-    if not settings.duckdb_path.exists():
-        print(f"no DuckDB file at {settings.duckdb_path} yet: run `quant demo` first")
-        return 1
-    with QuantDuckDB(database=str(settings.duckdb_path)).connect() as conn:
-        print(f"DuckDB file: {settings.duckdb_path.resolve()}")
+def _count(conn: duckdb.DuckDBPyConnection, table: str) -> int:
+    return conn.execute(f"SELECT count(*) FROM {ident(table)}").fetchone()[0] if table_exists(conn, table) else 0
+
+
+def report_lines(conn: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]:
+    """The report, read from ``conn`` (read-only is enough; a missing table counts as empty)."""
+    lines = [f"DuckDB file: {settings.duckdb_path.resolve()}"]
+    if table_exists(conn, "raw_candles"):
         first, last, days = conn.execute(
             "SELECT min(ts)::DATE, max(ts)::DATE, count(DISTINCT ts::DATE) FROM raw_candles"
         ).fetchone()
-        print(f"partitions with candles: {days} ({first} .. {last})")
-        print("rows per table:")
-        for table in report_tables(settings):
-            n = conn.execute(f"SELECT count(*) FROM {ident(table)}").fetchone()[0] if table_exists(conn, table) else 0
-            print(f"  {table:<22} {n:>12,}")
-        if not table_exists(conn, "backtest_pnl"):
-            return 0
-        net = np.array([r[0] for r in conn.execute("SELECT net_return FROM backtest_pnl ORDER BY ts").fetchall()])
-        ok, skipped = conn.execute(
-            "SELECT count(*) FILTER (status = 'OK'), count(*) FILTER (status <> 'OK') FROM backtest_folds"
-        ).fetchone()
-        chosen = conn.execute(
-            "SELECT selected_signal, count(*) FROM backtest_folds WHERE status = 'OK' GROUP BY ALL ORDER BY 2 DESC"
-        ).fetchall()
-    print(f"walk-forward backtest: {ok} folds traded, {skipped} skipped for lack of training history")
+    else:
+        first, last, days = None, None, 0
+    lines.append(f"partitions with candles: {days} ({first} .. {last})")
+    lines.append("rows per table:")
+    lines += [f"  {table:<22} {_count(conn, table):>12,}" for table in report_tables(settings)]
+    if table_exists(conn, "backtest_pnl") and table_exists(conn, "backtest_folds"):
+        lines += _backtest_lines(conn, settings)
+    return lines
+
+
+def _backtest_lines(conn: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]:
+    net = np.array([r[0] for r in conn.execute("SELECT net_return FROM backtest_pnl ORDER BY ts").fetchall()])
+    ok, skipped = conn.execute(
+        "SELECT count(*) FILTER (status = 'OK'), count(*) FILTER (status <> 'OK') FROM backtest_folds"
+    ).fetchone()
+    chosen = conn.execute(
+        "SELECT selected_signal, count(*) FROM backtest_folds WHERE status = 'OK' GROUP BY ALL ORDER BY 2 DESC"
+    ).fetchall()
+    lines = [f"walk-forward backtest: {ok} folds traded, {skipped} skipped for lack of training history"]
     if len(net):
         m = performance_metrics(net, bars_per_year(settings.features.interval))
         interval = settings.features.interval
-        print(
+        lines.append(
             f"  out-of-sample, after costs, on {interval} bars: Sharpe {_fmt(m['sharpe'])} and Sortino "
             f"{_fmt(m['sortino'])} (annualised, 365 days), total return {_fmt(m['total_return'], True)}, "
             f"max drawdown {_fmt(m['max_drawdown'], True)} (bar-level equity), hit rate "
             f"{_fmt(m['hit_rate'], True)} of {len(net)} bars"
         )
-        print("  rules chosen: " + ", ".join(f"{name} x{n}" for name, n in chosen))
-    print(f"manifests: {settings.manifest_dir.resolve()} (and tables backtest_manifest, experiment_registry)")
-    return 0
+        lines.append("  rules chosen: " + ", ".join(f"{name} x{n}" for name, n in chosen))
+    lines.append(f"manifests: {settings.manifest_dir.resolve()} (and tables backtest_manifest, experiment_registry)")
+    return lines
+
+
+def read_report(settings: Settings) -> list[str]:
+    """The report's lines; raises a one-line :class:`DuckDBFileError` when the file cannot be read."""
+    path = str(settings.duckdb_path)
+    with QuantDuckDB(database=path).connect(read_only=True) as conn:
+        try:
+            return report_lines(conn, settings)
+        except duckdb.Error as exc:  # a block past the end, a checksum that does not match
+            raise damaged_error(path, first_line(exc, 120)) from exc
+
+
+def print_report(settings: Settings) -> int:
+    """Print the summary; return an exit code (see the module doc), errors as one stderr line."""
+    if not settings.duckdb_path.exists():
+        print(f"no DuckDB file at {settings.duckdb_path} yet: run `quant demo` first")
+        return EXIT_UNREADABLE
+    try:
+        lines = read_report(settings)
+    except DuckDBFileError as exc:
+        print(f"quant: error: {exc}", file=sys.stderr)
+        if isinstance(exc, DuckDBBusy):
+            return EXIT_BUSY
+        return EXIT_DAMAGED if isinstance(exc, DuckDBDamaged) else EXIT_UNREADABLE
+    print("\n".join(lines))
+    return EXIT_OK

@@ -2,6 +2,7 @@
 
 import dataclasses
 from datetime import date
+from pathlib import Path
 from typing import get_args
 
 import pytest
@@ -110,12 +111,13 @@ def test_every_http_provider_base_url_has_its_variable(provider):
     assert all(s.ingestion.base_url(name) == HTTP_BASE_URLS[name] for name in others)
 
 
-def test_empty_variables_are_ignored_and_overrides_beat_the_environment(tmp_path):
+def test_blank_scalar_variables_are_ignored_and_overrides_beat_the_environment(tmp_path):
     config = tmp_path / "quant.yaml"
     config.write_text("simulator: {seed: 5}\nbacktest: {fee_bps: 3}\n")
-    env = {"QUANT_CONFIG": str(config), "QUANT_SYMBOLS": "", "QUANT_SIMULATOR_SEED": "6"}
+    env = {"QUANT_CONFIG": str(config), "QUANT_DATA_DIR": " ", "QUANT_START_DATE": "", "QUANT_SIMULATOR_SEED": "6"}
     s = load_settings(env=env)
     assert s.symbols == DEFAULT_SYMBOLS and s.simulator_seed == 6 and s.backtest.fee_bps == 3.0
+    assert s.data_dir == Path("data") and s.start_date == date(2024, 1, 1)
     s = load_settings(env=env, overrides={"simulator": {"seed": 9}, "backtest": {"slippage_bps": 1}})
     assert s.simulator_seed == 9 and (s.backtest.fee_bps, s.backtest.slippage_bps) == (3.0, 1.0)
 

@@ -78,3 +78,20 @@ def test_the_exact_line_on_the_terminal(tmp_path):
     assert result.stderr == (
         "quant: error: config key 'backtest.fee_bps' = 'abc' must be a number >= 0 and <= 1000 (basis points)\n"
     )
+
+
+@pytest.mark.parametrize("command", [["report"], ["demo", "--days", "1"]])
+def test_an_empty_symbol_list_is_one_line_not_the_default_universe(tmp_path, command):
+    result = _run(tmp_path, "{}", *command, QUANT_SYMBOLS="")
+    _assert_one_line_and_nothing_written(tmp_path, result, "universe.symbols")
+    assert result.stderr == (
+        "quant: error: config key 'universe.symbols' = [] (QUANT_SYMBOLS) must be a non-empty list of distinct "
+        "ccxt symbols BASE/QUOTE such as BTC/USDT; QUANT_SYMBOLS is set but empty (unset it for the default)\n"
+    )
+
+
+def test_a_5000_character_symbol_is_echoed_cut_short(tmp_path):
+    result = _run(tmp_path, "{}", "demo", "--days", "1", QUANT_SYMBOLS="BTC/USDT," + "A" * 5000)
+    _assert_one_line_and_nothing_written(tmp_path, result, "universe.symbols")
+    assert len(result.stderr) < 400 and "A" * 81 not in result.stderr and "...' is not" not in result.stderr
+    assert result.stderr.rstrip().endswith("AAA... is not")

@@ -284,3 +284,40 @@ def test_a_named_catalogue_is_parsed_at_load(tmp_path):
     good = tmp_path / "catalogue.yaml"
     good.write_text(DEFAULT_CATALOGUE.read_text())
     assert load_settings(env={}, overrides={"features": {"catalogue": str(good)}}).features.catalogue == str(good)
+
+
+# --- blank variables and long values ----------------------------------------------------------
+
+@pytest.mark.parametrize("blank", ["", "  ", ","])
+def test_a_blank_required_list_variable_is_an_error_not_the_default(blank):
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={"QUANT_SYMBOLS": blank})
+    assert str(info.value) == (
+        "config key 'universe.symbols' = [] (QUANT_SYMBOLS) must be a non-empty list of distinct ccxt symbols "
+        "BASE/QUOTE such as BTC/USDT; QUANT_SYMBOLS is set but empty (unset it for the default)"
+    )
+    with pytest.raises(ConfigError, match=r"^config key 'providers.candles' = \[\] \(QUANT_CANDLE_PROVIDERS\) "):
+        load_settings(env={"QUANT_CANDLE_PROVIDERS": blank})
+
+
+def test_a_blank_optional_list_variable_means_none():
+    s = load_settings(env={"QUANT_FUNDING_SYMBOLS": "", "QUANT_DEX_PAIRS": " "})
+    assert s.ingestion.funding_symbols == () and s.ingestion.dex_pairs == ()
+
+
+@pytest.mark.parametrize("var", ["QUANT_SYMBOLS", "QUANT_FUNDING_SYMBOLS", "QUANT_BAR_INTERVALS", "QUANT_DEX_PAIRS",
+                                 "QUANT_BASE_INTERVAL", "QUANT_START_DATE", "QUANT_SIMULATOR_SEED"])
+def test_a_5000_character_value_is_cut_to_80_characters_in_the_line(var):
+    with pytest.raises(ConfigError) as info:
+        load_settings(env={var: "BTC/USDT," + "x" * 5000})
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 400 and "x" * 80 not in message and "..." in message, message
+    assert f"({var})" in message
+
+
+@pytest.mark.parametrize("var", ["QUANT_DATA_DIR", "QUANT_DUCKDB_PATH", "QUANT_FILES_DIR", "QUANT_TRADES_DIR", "QUANT_CONFIG"])
+def test_a_path_the_os_refuses_is_one_line_not_an_oserror(var):
+    with pytest.raises(ConfigError) as info:  # a name past NAME_MAX: stat() raises "File name too long"
+        load_settings(env={var: "/tmp/" + "p" * 5000})
+    message = str(info.value)
+    assert "\n" not in message and len(message) < 400 and "File name too long" in message, message

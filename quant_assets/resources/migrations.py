@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import duckdb
 
+from quant_assets.resources.tables import transaction
+
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (
         1,
@@ -291,13 +293,8 @@ def apply_migrations(conn: duckdb.DuckDBPyConnection) -> list[int]:
     for version, name, ddl in MIGRATIONS:
         if version in done:
             continue
-        conn.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(conn):
             conn.execute(ddl)
             conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", [version, name])
-            conn.execute("COMMIT")
-        except Exception:
-            conn.execute("ROLLBACK")
-            raise
         applied.append(version)
     return applied

@@ -14,7 +14,7 @@ import re
 import warnings
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +22,7 @@ import duckdb
 import polars as pl
 
 from quant_assets.quant.calendar import Window
+from quant_assets.resources.errors import disk_full_error, first_line
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 EMPTY_HASH = hashlib.sha256(b"").hexdigest()
@@ -34,6 +35,11 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConn
 
     Re-entrant: a block inside another one joins the outer transaction (DuckDB has no nested
     transactions), so writers can be composed and the outermost block decides.
+
+    The error that ends the block is the one raised: a ROLLBACK that fails as well (DuckDB has
+    often ended the transaction itself, e.g. after an I/O error) is added to it as a note, never
+    raised in its place. A full disk, in the block or at COMMIT, is raised as one line naming
+    the file and its filesystem (:class:`~quant_assets.resources.errors.DiskFull`).
     """
     depth = _OPEN_TRANSACTIONS.get(conn, 0)
     if depth:
@@ -46,14 +52,32 @@ def transaction(conn: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConn
     conn.execute("BEGIN TRANSACTION")
     _OPEN_TRANSACTIONS[conn] = 1
     try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
+        try:
+            yield conn
+        except BaseException as exc:
+            _rollback(conn, exc)
+            raise
+        try:
+            conn.execute("COMMIT")
+        except BaseException as exc:  # DuckDB rolls a failed COMMIT back; make sure of it
+            _rollback(conn, exc)
+            raise
+    except duckdb.Error as exc:
+        full = disk_full_error(exc)
+        if full is not None:
+            raise full from exc
         raise
-    else:
-        conn.execute("COMMIT")
     finally:
         _OPEN_TRANSACTIONS.pop(conn, None)
+
+
+def _rollback(conn: duckdb.DuckDBPyConnection, cause: BaseException) -> None:
+    """ROLLBACK after ``cause``; a failure to do so is noted on ``cause``, not raised."""
+    try:
+        conn.execute("ROLLBACK")
+    except duckdb.Error as exc:
+        if "no transaction is active" not in str(exc):
+            cause.add_note(f"ROLLBACK failed too: {first_line(exc)}")
 
 
 @contextmanager
@@ -62,8 +86,11 @@ def registered(conn: duckdb.DuckDBPyConnection, name: str, frame: pl.DataFrame) 
     conn.register(name, frame.to_arrow())
     try:
         yield
-    finally:
-        conn.unregister(name)
+    except BaseException:
+        with suppress(duckdb.Error):  # in an aborted transaction this fails too: keep the first error
+            conn.unregister(name)
+        raise
+    conn.unregister(name)
 
 
 def ident(name: str) -> str:

@@ -291,6 +291,7 @@ def run_range(
     from dagster._utils.interrupts import capture_interrupts
 
     from quant_assets.lib.instance import POOL, own_run_tags, reap_dead_runs, wait_for_pool
+    from quant_assets.lib.run_failures import failure_lines, tally_checks
 
     instance = DagsterInstance.get()
     for dead in reap_dead_runs(instance):
@@ -328,48 +329,12 @@ def run_range(
     causes: list[str] = []
     log_path = None
     if not result.success:
-        causes = _failure_causes(defs, result, tallies)
+        causes = failure_lines(defs, result, tallies)
         log_path = write_run_log(instance, run_id)
     return RunOutcome(
         result.success, time.perf_counter() - began, len(tallies) - len(failed), failed,
         run_id=run_id, causes=causes, log_path=log_path,
     )
-
-
-@dataclass(frozen=True)
-class CheckTally:
-    """One check over a run: its per-day results (one per partition evaluated) summed up."""
-
-    key: "dg.AssetCheckKey"
-    severity: str
-    days: int
-    failed_days: int
-    failing_rows: int | None
-
-    @property
-    def passed(self) -> bool:
-        return self.failed_days == 0
-
-    @property
-    def name(self) -> str:
-        return f"{self.key.asset_key.to_user_string()}:{self.key.name}"
-
-    @property
-    def on_days(self) -> str:
-        return f", on {self.failed_days} of {self.days} days" if self.days > 1 else ""
-
-
-def tally_checks(evaluations: Sequence["dg.AssetCheckEvaluation"]) -> list[CheckTally]:
-    """Each check once, in the order first evaluated, with on how many days it failed."""
-    grouped: dict[dg.AssetCheckKey, list[dg.AssetCheckEvaluation]] = {}
-    for evaluation in evaluations:
-        grouped.setdefault(evaluation.asset_check_key, []).append(evaluation)
-    tallies = []
-    for key, days in grouped.items():
-        failed = [d for d in days if not d.passed]
-        rows = [d.metadata["failing_rows"].value for d in failed if "failing_rows" in d.metadata]
-        tallies.append(CheckTally(key, days[0].severity.value, len(days), len(failed), sum(rows) if rows else None))
-    return tallies
 
 
 def _canceled(instance: "dg.DagsterInstance", run_id: str, signum: int) -> Interrupted:
@@ -388,70 +353,6 @@ def _canceled(instance: "dg.DagsterInstance", run_id: str, signum: int) -> Inter
         run = instance.get_run_by_id(run_id) or run
     write_run_log(instance, run_id)
     return Interrupted(signum, run_id, run.status.value)
-
-
-def _failure_causes(
-    defs: "dg.Definitions", result: "dg.ExecuteInProcessResult", tallies: list[CheckTally]
-) -> list[str]:
-    """One line per failed step: the asset and the first line of the user's error, or the
-    failing check with its failing row count; then failed ERROR checks no step reported."""
-    targets = _step_targets(defs)
-    failed_checks = {c.key: c for c in tallies if not c.passed}
-    covered = set()
-    causes = []
-    for event in result.all_events:
-        if not event.is_step_failure:
-            continue
-        assets, check_keys = targets.get(event.step_key or "", ([], set()))
-        checks = [failed_checks[k] for k in sorted(check_keys & failed_checks.keys(), key=str)]
-        if checks:
-            for check in checks:
-                covered.add(check.key)
-                causes.append(_check_cause(check))
-            continue
-        error = event.step_failure_data.error
-        cause = first_error_line(error) if error is not None else "failed"
-        causes.append(f"{', '.join(assets) or event.step_key}: {cause}")
-    for key, check in failed_checks.items():
-        if key not in covered and check.severity == "ERROR":
-            causes.append(_check_cause(check))
-    if not causes:  # the run failed outside any step (e.g. while starting its resources)
-        failure = result.get_run_failure_event()
-        error = getattr(failure.event_specific_data, "error", None) if failure else None
-        causes.append(f"run: {first_error_line(error) if error else failure.message if failure else 'failed'}")
-    return causes
-
-
-def _check_cause(check: CheckTally) -> str:
-    rows = check.failing_rows
-    count = f": {rows} failing row{'' if rows == 1 else 's'}" if rows is not None else ""
-    return f"{check.key.asset_key.to_user_string()}: check {check.key.name} failed ({check.severity}{check.on_days}){count}"
-
-
-def _step_targets(defs: "dg.Definitions") -> dict[str, tuple[list[str], set["dg.AssetCheckKey"]]]:
-    """Step key (op name) -> the assets it materializes and the checks it evaluates."""
-    targets: dict[str, tuple[list[str], set[dg.AssetCheckKey]]] = {}
-    for assets_def in defs.resolve_asset_graph().assets_defs:
-        if not assets_def.is_executable:
-            continue
-        names = sorted(k.to_user_string() for k in assets_def.keys)
-        if not names:
-            names = sorted({k.asset_key.to_user_string() for k in assets_def.check_keys})
-        targets[assets_def.node_def.name] = (names, set(assets_def.check_keys))
-    return targets
-
-
-def first_error_line(error: Any) -> str:
-    """The first line of the user code's exception inside Dagster's wrappers, as ``Type: text``
-    (a ``dg.Failure`` gives its description alone)."""
-    while error.cause is not None and error.cls_name.startswith("Dagster"):
-        error = error.cause  # "Error occurred while executing op ..." wraps the user's exception
-    lines = [line.strip() for line in (error.message or "").splitlines() if line.strip()]
-    text = lines[0] if lines else error.cls_name
-    head, sep, rest = text.partition(": ")
-    if sep and head.rsplit(".", 1)[-1] == error.cls_name:  # "module.path.Type: text"
-        return rest if error.cls_name == "Failure" else f"{error.cls_name}: {rest}"
-    return text
 
 
 def write_run_log(instance: "dg.DagsterInstance", run_id: str) -> Path:

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from quant_assets import cli
+from quant_assets.lib.run_failures import cause_line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -99,11 +100,11 @@ def test_the_cause_is_the_first_line_of_the_users_exception_not_dagsters_wrapper
     user = _error("quant_assets.providers.errors.ProviderError: binance: RetryableError: 503\nmore\n", "ProviderError")
     wrapped = _error('dagster._core.errors.DagsterExecutionStepExecutionError: Error occurred while executing op "raw_candles":\n',
                      "DagsterExecutionStepExecutionError", cause=user)
-    assert cli.first_error_line(wrapped) == "ProviderError: binance: RetryableError: 503"
+    assert cause_line(wrapped) == "ProviderError: binance: RetryableError: 503"
     failure = _error("dagster._core.definitions.events.Failure: gap recorded, nothing written\n", "Failure")
-    assert cli.first_error_line(failure) == "gap recorded, nothing written"
-    assert cli.first_error_line(_error("ValueError: bad\n", "ValueError")) == "ValueError: bad"
-    assert cli.first_error_line(_error("", "KeyError")) == "KeyError"
+    assert cause_line(failure) == "gap recorded, nothing written"
+    assert cause_line(_error("ValueError: bad\n", "ValueError")) == "ValueError: bad"
+    assert cause_line(_error("", "KeyError")) == "KeyError"
 
 
 def test_bad_config_is_a_one_line_error(isolated, capsys, monkeypatch):

@@ -78,9 +78,9 @@ def test_a_run_on_a_full_disk_fails_in_one_line_and_keeps_earlier_days(make_sett
         result = dg.materialize(all_defs(defs), partition_key="2024-01-03", resources=defs.resources,
                                 selection="raw_candles", raise_on_error=False)
         assert not result.success
-        lines = failure_lines(result)
+        lines = failure_lines(defs, result)
         assert lines and all("\n" not in line for line in lines), lines
-        assert lines[0].startswith("step raw_candles failed: disk full: no space left on device writing "), lines
+        assert lines[0].startswith("raw_candles: disk full: no space left on device writing "), lines
         assert str(disk) in lines[0] and "free space and run again" in lines[0], lines
         filler.unlink()
         assert candle_count(settings.duckdb_path) == day_one

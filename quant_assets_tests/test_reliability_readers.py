@@ -185,16 +185,16 @@ def test_a_run_next_to_a_notebook_fails_in_one_line_naming_it_and_writes_nothing
                                 selection="raw_candles", raise_on_error=False)
         seconds = time.perf_counter() - began
     assert not result.success
-    lines = failure_lines(result)
+    lines = failure_lines(defs, result)
     assert len(lines) == 1, lines
-    assert lines[0].startswith(f"step raw_candles failed: the DuckDB file {settings.duckdb_path} is held read-only "
+    assert lines[0].startswith(f"raw_candles: the DuckDB file {settings.duckdb_path} is held read-only "
                                f"by another process (pid {notebook.pid}, "), lines[0]
     assert lines[0].endswith("a run needs to write it: close that connection and run again"), lines[0]
     assert seconds < 30, seconds  # one wait, not one per connection (the providers' teardown is quick)
     assert candle_count(settings.duckdb_path) == 0
 
 
-def test_failure_lines_leave_a_failed_blocking_check_to_the_check_results(make_settings):
+def test_failure_lines_name_a_failed_blocking_check_once_with_its_rows(make_settings):
     settings = make_settings(env={"QUANT_SYMBOLS": "BTC/USDT"})
     defs = build_definitions(settings)
     day = "2024-03-04"
@@ -203,4 +203,5 @@ def test_failure_lines_leave_a_failed_blocking_check_to_the_check_results(make_s
         conn.execute("UPDATE raw_candles SET low = 0 WHERE ts = ?::TIMESTAMP + INTERVAL 2 HOUR", [day])
     result = dg.materialize(all_defs(defs), partition_key=day, resources=defs.resources,
                             selection=dg.AssetSelection.assets("bars_1h").downstream(), raise_on_error=False)
-    assert not result.success and failure_lines(result) == []
+    assert not result.success and failure_lines(defs, result) == [
+        "bars_1h: check bars_1h_valid_ohlc failed (ERROR): 1 failing row"]

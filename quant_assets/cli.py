@@ -281,6 +281,7 @@ class RunOutcome:
     run_id: str = ""
     causes: list[str] = field(default_factory=list)  # one line per failed step (failed runs)
     log_path: Path | None = None  # the run's events with stack traces (failed runs)
+    degraded: list[str] = field(default_factory=list)  # assets that kept last-known-good rows
 
 
 def run_range(
@@ -333,8 +334,24 @@ def run_range(
         log_path = write_run_log(instance, run_id)
     return RunOutcome(
         result.success, time.perf_counter() - began, len(tallies) - len(failed), failed,
-        run_id=run_id, causes=causes, log_path=log_path,
+        run_id=run_id, causes=causes, log_path=log_path, degraded=degraded_lines(result),
     )
+
+
+def degraded_lines(result: "dg.ExecuteInProcessResult") -> list[str]:
+    """One line per asset that kept last-known-good rows because every provider failed."""
+    lines = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        degraded = materialization.metadata.get("degraded_symbols")
+        if degraded is not None and degraded.value:
+            symbols = dict(degraded.value)
+            first = next(iter(symbols.values()))
+            lines[materialization.asset_key.to_user_string()] = (
+                f"degraded: {materialization.asset_key.to_user_string()} kept last-known-good rows (fetch_status "
+                f"DEGRADED) for {', '.join(sorted(symbols))}: every provider failed ({first[:160]})"
+            )
+    return list(lines.values())
 
 
 def _canceled(instance: "dg.DagsterInstance", run_id: str, signum: int) -> Interrupted:
@@ -431,6 +448,8 @@ def _print_outcome(label: str, outcome: RunOutcome) -> None:
         f"  {status} in {outcome.seconds:.1f}s; checks passed {outcome.checks_passed}, "
         f"warnings {len(warned)}, failed {len(blocked)}"
     )
+    for line in outcome.degraded:
+        print(f"    {line}")
     if not outcome.success:
         _print_failure(outcome, warned)
         return

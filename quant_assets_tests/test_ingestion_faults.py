@@ -11,6 +11,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from quant_assets.cli import degraded_lines
 from quant_assets.definitions import resources_for
 from quant_assets.defs.ingestion.raw_candles import (
     build_raw_candles,
@@ -199,7 +200,10 @@ def test_last_known_good_is_degraded_within_ttl_and_a_gap_after(server, chain_se
     assert run(settings).success
     server.fault(KLINES, Fault.http(503), repeat=True)
     server.fault("/products/", Fault.http(503), repeat=True)
-    assert run(settings).success
+    degraded = run(settings)
+    assert degraded.success
+    (line,) = degraded_lines(degraded)  # what the quant command prints under its "done" line
+    assert line.startswith("degraded: raw_candles kept last-known-good rows (fetch_status DEGRADED) for BTC/USDT")
     rows, invalid, _, _ = stored(settings)
     assert [r[:7] for r in rows] == expected() and invalid == 0
     assert {r[7] for r in rows} == {"binance"}  # provenance of the kept rows is unchanged

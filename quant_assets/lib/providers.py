@@ -24,6 +24,7 @@ from quant_assets.providers.health import persist_health, restore_health
 from quant_assets.providers.registry import ProviderSet
 from quant_assets.providers.resilience import ProviderState
 from quant_assets.resources.duckdb import QuantDuckDB
+from quant_assets.secrets import scrub
 
 
 class ProvidersResource(dg.ConfigurableResource):
@@ -97,5 +98,5 @@ def run_health(state: ProviderState) -> dict[str, Any]:
         "requests_this_run": requests,
         "successes_this_run": successes,
         "mean_latency_ms": round(latency / requests, 2) if requests else None,
-        "last_error": last_error,
+        "last_error": scrub(last_error),
     }

@@ -21,7 +21,7 @@ import polars as pl
 from quant_assets.providers.base import ProviderError
 from quant_assets.providers.binance import binance_symbol
 from quant_assets.providers.files import local_state
-from quant_assets.providers.frames import candle_frame, in_window
+from quant_assets.providers.frames import candle_frame, excerpt, in_window
 from quant_assets.quant.calendar import utc_naive
 
 COLUMNS = ["open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
@@ -60,7 +60,7 @@ def read_archive(path: Path, symbol: str) -> pl.DataFrame:
         frame = frame.with_columns(pl.col("open_time").cast(pl.Int64), *(
             pl.col(c).cast(pl.Float64) for c in ("open", "high", "low", "close", "volume", "quote_volume")))
     except pl.exceptions.InvalidOperationError as exc:
-        raise ProviderError(f"binance_archive: {path.name} has a non-numeric value: {str(exc)[:80]}") from None
+        raise ProviderError(f"binance_archive: {path.name} has a non-numeric value: {excerpt(exc)}") from None
     times = pl.col("open_time")
     us = pl.when(times > _MICROSECONDS_FROM).then(times).otherwise(times * 1000)
     rows = frame.select(us.alias("t"), "open", "high", "low", "close", "volume", "quote_volume").rows()

@@ -50,6 +50,7 @@ RAW_COLUMNS = (
     "provider", "fetched_at", "fetch_status", "error",
 )
 Outcomes = dict[tuple[str, Window], ChainResult | Exception]
+MAX_DAYS_NAMED, MAX_SYMBOLS_NAMED = 5, 2  # in the failure's one line; every gap is in ingestion_gaps
 
 
 def last_known_good(conn, symbol: str, start: datetime, end: datetime, ttl_s: float) -> pl.DataFrame:
@@ -194,9 +195,12 @@ def _gap_failure(kept: "GatedCandles", window: Window, failed: list[Window], goo
                  extra: Mapping) -> dg.Failure:
     """One line: which days failed and why, which were written; the details as metadata."""
     causes = []
-    for day in failed:
-        errors = [f"{symbol}: {error}" for symbol, d, error in kept.gaps if d == day]
-        causes.append(f"{day.key} ({'; '.join(errors)})")
+    for day in failed[:MAX_DAYS_NAMED]:
+        errors = [f"{symbol}: {cause}" for symbol, d, cause in kept.causes if d == day]
+        more = f"; and {len(errors) - MAX_SYMBOLS_NAMED} more symbol(s)" if len(errors) > MAX_SYMBOLS_NAMED else ""
+        causes.append(f"{day.key} ({'; '.join(errors[:MAX_SYMBOLS_NAMED])}{more})")
+    if len(failed) > MAX_DAYS_NAMED:
+        causes.append(f"and {len(failed) - MAX_DAYS_NAMED} more day(s): {', '.join(d.key for d in failed[MAX_DAYS_NAMED:])}")
     written = f"; written: {', '.join(d.key for d in good)}" if good else "; nothing written"
     description = one_line(
         f"raw_candles: {len(failed)} of {window.n_days} day(s) not written, gap recorded (no provider delivered "
@@ -221,6 +225,7 @@ class GatedCandles:
 
     frames: list[pl.DataFrame] = field(default_factory=list)
     gaps: list[tuple[str, Window, str]] = field(default_factory=list)   # (symbol, day, one-line error)
+    causes: list[tuple[str, Window, str]] = field(default_factory=list)  # the same, each provider's error only
     rejected: dict[str, int] = field(default_factory=dict)
     by_provider: dict[str, int] = field(default_factory=dict)
     fallbacks: dict[str, list[str]] = field(default_factory=dict)
@@ -238,6 +243,8 @@ def _gate_outcomes(step: WindowStep, outcomes: Outcomes, interval: str, ttl: flo
             lkg = last_known_good(step.conn, symbol, day.start, day.end, ttl)
             if lkg.is_empty():
                 out.gaps.append((symbol, day, error))
+                failures = getattr(outcome, "failures", ())
+                out.causes.append((symbol, day, "; ".join(f"{p}: {e}" for p, e in failures) if failures else error))
                 continue
             out.degraded.setdefault(symbol, error)
             out.frames.append(lkg.with_columns(fetch_status=pl.lit("DEGRADED"), error=pl.lit(error)))

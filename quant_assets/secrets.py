@@ -5,7 +5,8 @@ Secrets come from the environment only. A variable is secret when its name is
 - ``QUANT_*_API_KEY``, ``QUANT_*_API_SECRET``, or any ``QUANT_*`` name ending in ``_SECRET``,
   ``_TOKEN``, ``_PASSWORD`` or ``_PASSPHRASE`` (provider keys, the Telegram bot token, ...);
 - ``QUANT_ALERT_WEBHOOK_URL`` (the whole URL is the credential) and ``QUANT_TELEGRAM_CHAT_ID``;
-- or any other ``QUANT_*_URL`` that carries a password (``https://user:pw@mirror``): its password.
+- or any other ``QUANT_*_URL`` that carries a password (``https://user:pw@mirror``): its password,
+  and the Basic ``Authorization`` credentials it is sent as.
 
 Each value is also known in the forms it takes inside other text (percent-encoded, JSON- and
 ``repr``-escaped; a URL's path alone), and a value of 16 characters or more is also caught when
@@ -23,6 +24,7 @@ message and traceback before any handler (console, Dagster's event log, pytest) 
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import logging
@@ -32,7 +34,7 @@ import threading
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ParamSpec, TypeVar
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -78,11 +80,13 @@ def _env_secrets(env: Mapping[str, str]) -> list[tuple[str, str]]:
             found.append((name, value))
         elif URL_NAME.match(name) and "@" in value:
             try:
-                password = urlsplit(value.strip()).password
+                parts = urlsplit(value.strip())
+                user, password = parts.username, parts.password
             except ValueError:
-                password = None
-            if password:
-                found.append((name, password))
+                user = password = None
+            if password:  # and the Basic credentials it is sent as (an echoed Authorization header)
+                basic = base64.b64encode(f"{unquote(user or '')}:{unquote(password)}".encode()).decode()
+                found += [(name, password), (name, unquote(password)), (name, basic)]
     return sorted(found)
 
 

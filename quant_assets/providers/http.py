@@ -112,8 +112,8 @@ class HttpProvider:
         )
         self._lock = threading.Lock()
 
-    def __repr__(self) -> str:  # never the key
-        return f"{type(self).__name__}(base_url={self.base_url!r})"
+    def __repr__(self) -> str:  # never the key, nor a password in the base URL
+        return scrub(f"{type(self).__name__}(base_url={self.base_url!r})")
 
     def close(self) -> None:
         self.client.close()

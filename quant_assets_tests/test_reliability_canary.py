@@ -18,15 +18,21 @@ DEX) on the same instance, their observations reported to it as the daemon would
 
 Searched: every text of every DuckDB table (each row cast to text), every event of every run and
 the runless observations (serialized whole: messages, errors with their chains, metadata), every
-file under the instance's directory (event and run databases, compute logs), captured stdout and
+file under the instance's directory (event and run databases, compute logs) and every cell of its
+SQLite databases with compressed snapshots unpacked (the job snapshot holds resource config: a
+mirror's base URL with a password is a canary too), captured stdout and
 stderr (file-descriptor level, so threads and Dagster's console logger too), and every Python log
 record. A canary counts when it appears whole or as a 12-character piece of its start or end.
 """
 
+import base64
 import json
 import logging
 import os
+import sqlite3
 import uuid
+import zlib
+from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -73,15 +79,18 @@ def canaries(monkeypatch) -> dict[str, str]:
         "QUANT_TELEGRAM_BOT_TOKEN", "QUANT_ALERT_WEBHOOK_URL",
     )}
     parts["QUANT_TELEGRAM_CHAT_ID"] = "-100" + str(uuid.uuid4().int)[:12]
+    parts["QUANT_BINANCE_BASE_URL"] = _token()  # the password of an authenticated mirror (set with the server)
     for name, part in parts.items():
-        value = f"http://127.0.0.1:9/services/T0/B0/{part}" if name == "QUANT_ALERT_WEBHOOK_URL" else part
-        monkeypatch.setenv(name, value)
+        if name != "QUANT_BINANCE_BASE_URL":
+            value = f"http://127.0.0.1:9/services/T0/B0/{part}" if name == "QUANT_ALERT_WEBHOOK_URL" else part
+            monkeypatch.setenv(name, value)
     return parts
 
 
 def count_canaries(text: str, canaries: dict[str, str]) -> int:
     found = 0
-    for part in canaries.values():
+    basic = base64.b64encode(f"mirror-user:{canaries['QUANT_BINANCE_BASE_URL']}".encode()).decode()
+    for part in [*canaries.values(), basic[-40:]]:  # the mirror password as sent in Authorization too
         found += text.count(part) + text.count(part[:12]) + text.count(part[-12:])
     return found
 
@@ -113,8 +122,10 @@ def _broken_mirror(settings):
 
 
 @pytest.fixture
-def server(canaries):
+def server(canaries, monkeypatch):
     srv = start_server(["BTC/USDT", "ETH/USDT"])
+    monkeypatch.setenv("QUANT_BINANCE_BASE_URL", f"http://mirror-user:{canaries['QUANT_BINANCE_BASE_URL']}@"
+                                                 f"127.0.0.1:{srv.server_address[1]}")
     srv.canaries = [v for k, v in sorted(canaries.items())]
     srv.now = TICK0
     srv.dex_pairs = {f"ethereum/{EVM}": dex_pair("ethereum", EVM), f"solana/{SOLANA}": dex_pair("solana", SOLANA)}
@@ -170,6 +181,23 @@ def _sensor_ticks(settings, instance, server):
     return cursor
 
 
+def _sqlite_text(path: Path) -> str:
+    """Every cell of a Dagster SQLite storage file, compressed snapshots (zlib) unpacked."""
+    cells = []
+    with closing(sqlite3.connect(path)) as conn:
+        for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+            for row in conn.execute(f'SELECT * FROM "{table}"').fetchall():
+                for cell in row:
+                    if isinstance(cell, bytes):
+                        try:
+                            cell = zlib.decompress(cell)
+                        except zlib.error:
+                            pass
+                        cell = cell.decode("utf-8", errors="replace")
+                    cells.append(str(cell))
+    return "\n".join(cells)
+
+
 def _tables(path: Path) -> tuple[int, int, str]:
     with duckdb.connect(str(path), read_only=True) as conn:
         names = [r[0] for r in conn.execute(
@@ -185,7 +213,8 @@ def test_no_canary_reaches_tables_events_logs_or_streams(make_settings, server, 
     monkeypatch.setitem(registry.CANDLE_PROVIDER_FACTORIES, "files",
                         lambda settings: EchoMirror(server.url, settings.ingestion.resilience))
     settings = make_settings(env={
-        **base_url_env(server), "QUANT_SYMBOLS": "BTC/USDT,ETH/USDT", "QUANT_CANDLE_PROVIDERS": "binance,files,coinbase",
+        **base_url_env(server), "QUANT_BINANCE_BASE_URL": os.environ["QUANT_BINANCE_BASE_URL"],
+        "QUANT_SYMBOLS": "BTC/USDT,ETH/USDT", "QUANT_CANDLE_PROVIDERS": "binance,files,coinbase",
         "QUANT_SPOT_PROVIDERS": "binance,coinbase,kraken", "QUANT_DEX_PROVIDERS": "dexscreener",
         "QUANT_DEX_PAIRS": f"ethereum/{EVM.lower()},solana/{SOLANA},solana/{MISSING}",
         "QUANT_FILES_DIR": str(tmp_path),  # the mirror stands in for the files provider
@@ -212,7 +241,8 @@ def test_no_canary_reaches_tables_events_logs_or_streams(make_settings, server, 
         event_text = "\n".join(dg.serialize_value(e) for e in events)
         event_text += "\n".join(dg.serialize_value(r.event_log_entry) for r in observations)
         files = [p for p in Path(instance.root_directory).rglob("*") if p.is_file()]
-        file_text = "\n".join(p.read_bytes().decode("utf-8", errors="replace") for p in files)
+        file_text = "\n".join([p.read_bytes().decode("utf-8", errors="replace") for p in files]
+                              + [_sqlite_text(p) for p in files if p.suffix == ".db"])
 
     n_tables, n_rows, table_text = _tables(settings.duckdb_path)
     captured = capfd.readouterr()
@@ -221,6 +251,8 @@ def test_no_canary_reaches_tables_events_logs_or_streams(make_settings, server, 
 
     # The echoes were sent and reached our texts, as ***.
     assert server.echoes >= 30, server.echoes
+    assert any(path.startswith("/api/v3/") and h.get("authorization", "").startswith("Basic ")
+               for path, _, h in server.requests)  # the mirror password went out (and was echoed back)
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
         reasons = [r[0] for r in conn.execute("SELECT reason FROM ingestion_gaps WHERE kind = 'candles'").fetchall()]
         degraded, rows = conn.execute("SELECT count(*) FILTER (fetch_status = 'DEGRADED'), count(*) FROM raw_candles "

@@ -1,6 +1,7 @@
 """The one scrubber (quant_assets.secrets): which variables are secret, the forms a value takes
 inside other text, cut-off values, exception chains, log records, and one_line naming a cause."""
 
+import base64
 import json
 import logging
 import uuid
@@ -9,8 +10,11 @@ from urllib.parse import quote
 import dagster as dg
 import pytest
 
+from quant_assets.config import settings_from_json
+from quant_assets.lib.providers import ProvidersResource, with_env_base_urls
 from quant_assets.providers.base import MalformedResponse, ProviderError
 from quant_assets.providers.resilience import one_line
+from quant_assets.resources.duckdb import QuantDuckDB
 from quant_assets.secrets import (
     MASK,
     ScrubbedError,
@@ -137,3 +141,16 @@ def test_every_log_record_is_scrubbed_before_any_handler(key, caplog):
         log.exception("failed")
     assert key not in caplog.text and key[:12] not in caplog.text
     assert caplog.text.count(MASK) >= 3
+
+
+def test_a_password_in_a_base_url_is_kept_out_of_the_resource_config_and_put_back(monkeypatch, make_settings):
+    password = "pw-" + uuid.uuid4().hex
+    url = f"http://mirror-user:{password}@127.0.0.1:9"
+    monkeypatch.setenv("QUANT_BINANCE_BASE_URL", url)
+    basic = base64.b64encode(f"mirror-user:{password}".encode()).decode()
+    assert scrub(f"Authorization: Basic {basic}") == f"Authorization: Basic {MASK}"
+    settings = make_settings(env={"QUANT_BINANCE_BASE_URL": url})
+    resource = ProvidersResource.for_settings(settings, QuantDuckDB(database=str(settings.duckdb_path)))
+    assert password not in resource.settings_json and "mirror-user:***@" in resource.settings_json
+    rebuilt = with_env_base_urls(settings_from_json(resource.settings_json))
+    assert rebuilt.ingestion.base_url("binance") == url and rebuilt == settings

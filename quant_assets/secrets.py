@@ -106,9 +106,19 @@ def _compile(values: Iterable[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 def _env_forms(env: Mapping[str, str] | None = None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     global _cache
-    items = tuple(_env_secrets(os.environ if env is None else env))
     if env is not None:
-        return _compile(v for _n, v in items)
+        return _compile(v for _n, v in _env_secrets(env))
+    for _attempt in range(3):
+        try:  # another thread may be setting a variable while we read them
+            items = tuple(_env_secrets(dict(os.environ)))
+            break
+        except RuntimeError:
+            continue
+    else:
+        with _cache_lock:
+            if _cache is not None:
+                return _cache[1]
+        raise RuntimeError("the environment kept changing while its secrets were read")
     with _cache_lock:
         if _cache is not None and _cache[0] == items:
             return _cache[1]
@@ -256,20 +266,24 @@ def _safe_str(exc: BaseException) -> str:
 
 
 def _scrub_record(record: logging.LogRecord) -> logging.LogRecord:
-    if not secret_values():
-        return record
     try:
-        message = record.getMessage()
-    except Exception:  # a bad format string: let logging report it as usual
-        return record
-    clean = scrub(message)
-    if clean != message:
-        record.msg, record.args = clean, None
-    if record.exc_info and record.exc_info[1] is not None:
-        text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
-        record.exc_text = scrub(text)
-    if record.stack_info:
-        record.stack_info = scrub(record.stack_info)
+        if not secret_values():
+            return record
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: let logging report it as usual
+            return record
+        clean = scrub(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and record.exc_info[1] is not None:
+            text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            record.exc_text = scrub(text)
+        if record.stack_info:
+            record.stack_info = scrub(record.stack_info)
+    except Exception:  # never let a record through unscrubbed, never break logging
+        record.msg, record.args = "(log message withheld: it could not be checked for secrets)", None
+        record.exc_info = record.exc_text = record.stack_info = None
     return record
 
 

@@ -56,6 +56,16 @@ class Fault:
     def change(transform: Callable[[Any], Any]) -> Fault:
         return Fault("transform", transform=transform)
 
+    @staticmethod
+    def echo(status: int = 200, shape: str = "rows") -> Fault:
+        """A misbehaving upstream or mirror that echoes what it was sent (every request header,
+        so the API key too) and the server's ``canaries`` back: in response headers
+        (``X-Echo-<name>``, and ``Retry-After``) and in the body, shaped as ``rows`` (a JSON list of
+        one-value rows: a malformed 200 klines page), ``padded`` (one row whose value puts the
+        secret across the 80th character of its text), ``object`` (an error object with ``msg``),
+        ``kraken`` (a Kraken ``error`` array) or ``text`` (not JSON)."""
+        return Fault("echo", status=status, body=shape)
+
 
 def _naive(ms: int) -> datetime:
     return datetime(1970, 1, 1) + timedelta(milliseconds=ms)
@@ -80,6 +90,8 @@ class ExchangeServer(ThreadingHTTPServer):
         self._lock = threading.Lock()
         self.used_weight = 0
         self.dex_pairs: dict[str, dict] = {}
+        self.canaries: list[str] = []   # values ``Fault.echo`` sends back besides the request headers
+        self.echoes = 0                 # responses sent by ``Fault.echo``
         self.fear_greed: list[dict] = []
         self.funding: dict[str, list[dict]] = {}
         self._cache: dict[tuple, list] = {}
@@ -193,6 +205,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(fault.status, fault.body, fault.headers)
         if fault and fault.kind == "malformed":
             return self._send(200, b'{"truncated": [1, 2', {})
+        if fault and fault.kind == "echo":
+            return self._echo(fault)
         try:
             status, body, headers = self._route(path, query, raw_ok=fault is None)
         except Exception as exc:  # a bug in the fake is a 500, visible in the test
@@ -200,6 +214,28 @@ class _Handler(BaseHTTPRequestHandler):
         if fault and fault.kind == "transform" and fault.transform:
             body = fault.transform(body)
         self._send(status, body, headers)
+
+    def _echo(self, fault: Fault) -> None:
+        srv = self.server
+        sent = {k: v for k, v in self.headers.items()}
+        values = [*srv.canaries, *sent.values()]  # secrets first: they must survive any cut to be seen
+        headers = {f"X-Echo-{k}": v for k, v in sent.items()}
+        headers["Retry-After"] = srv.canaries[0] if srv.canaries else "soon"
+        shape = fault.body
+        if shape == "rows":
+            body: Any = [[v] for v in values]
+        elif shape == "padded":
+            body = [["~" * 60 + v + "~" * 60] for v in values]
+        elif shape == "object":
+            body = {"code": -2015, "msg": "Invalid API-key, IP, or permissions for action; sent " + " ".join(values),
+                    "message": " ".join(values), "echo": sent}
+        elif shape == "kraken":
+            body = {"error": [f"EGeneral:Invalid arguments:{v}" for v in values], "result": {}}
+        else:
+            body = ("mirror echo " + " ".join(values) + "\n" + "\n".join(f"{k}: {v}" for k, v in sent.items())).encode()
+        with srv._lock:
+            srv.echoes += 1
+        self._send(fault.status, body, headers)
 
     def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
@@ -287,8 +323,11 @@ class _Handler(BaseHTTPRequestHandler):
                 "a": [repr(close * 1.0001), "1", "1.000"], "b": [repr(close * 0.9999), "1", "1.000"],
                 "c": [repr(close), "0.0006"], "v": ["1", "1"]}}}, {}
         if path.startswith("/latest/dex/pairs/"):
+            # Like the real API: an EVM (0x hex) address is found in any letter case and answered
+            # in the form the pair is stored in (EIP-55 checksummed); base58 must match exactly.
             _, _, _, _, chain, addresses = path.split("/", 5)
-            pairs = [srv.dex_pairs[f"{chain}/{a}"] for a in addresses.split(",") if f"{chain}/{a}" in srv.dex_pairs]
+            stored = {_dex_key(key): pair for key, pair in srv.dex_pairs.items()}
+            pairs = [stored[_dex_key(f"{chain}/{a}")] for a in addresses.split(",") if _dex_key(f"{chain}/{a}") in stored]
             return 200, {"schemaVersion": "1.0.0", "pairs": pairs or None}, {}
         if path == "/latest/dex/search":
             term = q.get("q", "").lower()
@@ -309,6 +348,12 @@ class _Handler(BaseHTTPRequestHandler):
         now = self.server.now.replace(second=0, microsecond=0)
         rows = self.server.candles(symbol, "1m", now - timedelta(minutes=30), now)
         return float(rows[-1][4])
+
+
+def _dex_key(pair: str) -> str:
+    chain, _, address = pair.partition("/")
+    is_hex = address.startswith("0x") and all(c in "0123456789abcdefABCDEF" for c in address[2:])
+    return f"{chain}/{address.lower() if is_hex else address}"
 
 
 def dex_pair(chain: str, address: str, price_native: str | None = "0.007055", price_usd: str | None = "0.004531",

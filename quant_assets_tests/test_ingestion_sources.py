@@ -99,3 +99,75 @@ def test_chain_with_binance_failing_backfills_from_coinbase_and_kraken(make_sett
     meta = result.asset_materializations_for_node("raw_candles")[0].metadata
     assert set(meta["rows_by_provider"].value) == {"coinbase", "kraken"}
     assert meta["fallbacks"].value == {"BTC/USDT": ["binance"], "ETH/USDT": ["binance", "coinbase"]}
+
+
+def _archive_zip(directory, symbol: str, day: datetime, corrupt_checksum: bool = False) -> None:
+    """A real data.binance.vision daily zip (12-column CSV, no header, ms open times) and its
+    ``.CHECKSUM`` sidecar (``sha256  name``), from the simulator's candles of ``day``."""
+    import hashlib
+    import io
+    import zipfile
+
+    code = symbol.replace("/", "")
+    name = f"{code}-1m-{day:%Y-%m-%d}.zip"
+    frame = SimulatorCandleProvider(42).fetch_candles(symbol, "1m", day, day + timedelta(days=1))
+    lines = []
+    for ts, o, h, lo, c, v, qv in frame.select("ts", "open", "high", "low", "close", "volume", "quote_volume").iter_rows():
+        ms = int((ts - datetime(1970, 1, 1)).total_seconds() * 1000)
+        lines.append(f"{ms},{o!r},{h!r},{lo!r},{c!r},{v!r},{ms + 59_999},{qv!r},10,0,0,0\n")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name.replace(".zip", ".csv"), "".join(lines))
+    data = buffer.getvalue()
+    (directory / name).write_bytes(data)
+    digest = hashlib.sha256(data + (b"tampered" if corrupt_checksum else b"")).hexdigest()
+    (directory / f"{name}.CHECKSUM").write_text(f"{digest}  {name}\n")
+
+
+def test_archive_day_with_a_bad_checksum_fails_alone_in_a_range(make_settings, tmp_path):
+    """D2's BTC zip fails its CHECKSUM: D1 and D3 are written and materialized, D2 is not written
+    (for any symbol: a day is whole or absent), its gap is recorded, the run fails naming D2; once
+    the file is fixed, D2 alone completes the range."""
+    archive_dir = tmp_path / "archive"
+    archive_dir.mkdir()
+    days = [datetime(2024, 3, 4) + timedelta(days=i) for i in range(3)]
+    for day in days:
+        for symbol in ("BTC/USDT", "ETH/USDT"):
+            _archive_zip(archive_dir, symbol, day, corrupt_checksum=(symbol == "BTC/USDT" and day == days[1]))
+    settings = make_settings(env={"QUANT_SYMBOLS": "BTC/USDT,ETH/USDT", "QUANT_CANDLE_PROVIDERS": "binance_archive",
+                                  "QUANT_FILES_DIR": str(archive_dir)})
+    assets = [build_raw_candles(settings), build_raw_candles_provenance_check(settings)]
+    key = dg.AssetKey("raw_candles")
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(assets, instance=instance, resources=resources_for(settings), raise_on_error=False,
+                                tags={"dagster/asset_partition_range_start": "2024-03-04",
+                                      "dagster/asset_partition_range_end": "2024-03-06"})
+        assert not result.success
+        failure = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+        assert "\n" not in failure.description
+        assert failure.description.startswith("raw_candles: 1 of 3 day(s) not written, gap recorded")
+        assert "2024-03-05 (BTC/USDT:" in failure.description and "BTCUSDT-1m-2024-03-05.zip sha256" in failure.description
+        assert failure.description.endswith("written: 2024-03-04, 2024-03-06")
+        assert failure.metadata["failed_days"].value == ["2024-03-05"]
+        assert instance.get_materialized_partitions(key) == {"2024-03-04", "2024-03-06"}
+        per_day = {e.dagster_event.partition: e.asset_materialization.metadata for e in instance.all_logs(
+            result.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)}
+        assert set(per_day) == {"2024-03-04", "2024-03-06"} and all("content_hash" in m for m in per_day.values())
+
+        with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+            stored = dict(conn.execute("SELECT CAST(ts AS DATE)::VARCHAR, count(*) FROM raw_candles GROUP BY ALL").fetchall())
+            gaps = conn.execute("SELECT kind, key, window_start, window_end, reason FROM ingestion_gaps").fetchall()
+            hashed = {r[0] for r in conn.execute(
+                "SELECT partition_key FROM partition_hashes WHERE table_name = 'raw_candles'").fetchall()}
+            btc_d1 = conn.execute("SELECT ts, open, close FROM raw_candles WHERE symbol = 'BTC/USDT' AND ts < ? "
+                                  "ORDER BY ts", [days[1]]).fetchall()
+        want = SimulatorCandleProvider(42).fetch_candles("BTC/USDT", "1m", days[0], days[1])
+        assert btc_d1 == list(want.select("ts", "open", "close").iter_rows())
+        assert set(stored) == {"2024-03-04", "2024-03-06"} and hashed == {"2024-03-04", "2024-03-06"}
+        assert [g[:4] for g in gaps] == [("candles", "BTC/USDT", days[1], days[2])]
+        assert "CHECKSUM" in gaps[0][4] and "BTCUSDT-1m-2024-03-05.zip" in gaps[0][4]
+
+        _archive_zip(archive_dir, "BTC/USDT", days[1])  # the file is fixed: D2 alone completes the range
+        assert dg.materialize(assets, instance=instance, partition_key="2024-03-05",
+                              resources=resources_for(settings)).success
+        assert instance.get_materialized_partitions(key) == {"2024-03-04", "2024-03-05", "2024-03-06"}

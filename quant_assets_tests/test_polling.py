@@ -140,3 +140,32 @@ def test_daily_report_assets_and_their_checks(poller):
                             resources=resources_for(settings))
     failed = {e.asset_check_key.name for e in result.get_asset_check_evaluations() if not e.passed}
     assert failed == {"spot_quotes_valid"}
+
+
+def test_a_lowercase_evm_pair_is_polled_without_gaps(make_settings):
+    """A dexscreener.com URL shows an EVM pair in lowercase; the API answers it checksummed.
+    Before the fix every tick recorded a gap while provider_health said OK."""
+    checksummed = "0x88e6A0c2dDD26FEEb64F039a2c41296FcB3f5640"
+    server = start_server(["BTC/USDT"])
+    try:
+        server.now = T0
+        server.dex_pairs = {f"ethereum/{checksummed}": dex_pair("ethereum", checksummed)}
+        pair = f"ethereum/{checksummed.lower()}"
+        settings = make_settings(env={
+            **base_url_env(server), "QUANT_SYMBOLS": "BTC/USDT", "QUANT_SPOT_PROVIDERS": "coinbase",
+            "QUANT_DEX_PROVIDERS": "dexscreener", "QUANT_DEX_PAIRS": pair,
+        }, resilience={**FAST_RESILIENCE, "rate_scale": 50})
+        clock = [T0 + timedelta(seconds=1)]
+        sensor = build_polling_sensor(settings, clock=lambda: clock[0])
+        cursor = None
+        for minute in range(3):
+            clock[0] = T0 + timedelta(minutes=minute, seconds=1)
+            with dg.build_sensor_context(cursor=cursor, resources=resources_for(settings)) as context:
+                cursor = sensor(context).cursor
+    finally:
+        server.stop()
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+        rows = conn.execute("SELECT pair, pair_address, fetch_status FROM dex_snapshots ORDER BY ts").fetchall()
+        gaps = conn.execute("SELECT count(*) FROM ingestion_gaps WHERE kind = 'dex'").fetchone()[0]
+        health = conn.execute("SELECT status FROM provider_health WHERE provider_name = 'dexscreener'").fetchone()
+    assert rows == [(pair, checksummed.lower(), "OK")] * 3 and gaps == 0 and health == ("OK",)

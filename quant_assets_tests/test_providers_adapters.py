@@ -16,7 +16,7 @@ from quant_assets.providers.base import CANDLE_SCHEMA, ClientError, ProviderErro
 from quant_assets.providers.binance import BinanceProvider
 from quant_assets.providers.binance_archive import BinanceArchiveProvider
 from quant_assets.providers.coinbase import CoinbaseProvider
-from quant_assets.providers.dexscreener import DexscreenerProvider
+from quant_assets.providers.dexscreener import DexscreenerProvider, address_key
 from quant_assets.providers.kraken import KrakenProvider
 from quant_assets.providers.simulator import SimulatorCandleProvider
 from quant_assets_tests.exchange_server import Fault, dex_pair, start_server
@@ -161,6 +161,36 @@ def test_dexscreener_string_prices_and_missing_optional_fields(server):
     assert minimal["price_native"] == 1.5
     assert all(minimal[k] is None for k in ("price_usd", "liquidity_usd", "volume_h24", "fdv", "txns_h24_buys"))
     assert provider.search("TKN").height == 2
+
+
+CHECKSUMMED = "0x88e6A0c2dDD26FEEb64F039a2c41296FcB3f5640"  # EIP-55 form, as Dexscreener answers
+BASE58 = "7qbRF6YsyGuLUVs6Y1q64bdVrfe4ZcUUz1JRdoVNUJnm"
+
+
+def test_address_key_folds_case_of_hex_only():
+    assert address_key(CHECKSUMMED) == address_key(CHECKSUMMED.lower()) == CHECKSUMMED.lower()
+    assert address_key(BASE58) == BASE58 and address_key(BASE58.swapcase()) != address_key(BASE58)
+    assert address_key("0xZZ") == "0xZZ"  # not hex: compared exactly
+
+
+def test_dexscreener_lowercase_evm_address_matches_the_checksummed_answer(server):
+    server.dex_pairs = {f"ethereum/{CHECKSUMMED}": dex_pair("ethereum", CHECKSUMMED),
+                        f"solana/{BASE58}": dex_pair("solana", BASE58)}
+    provider = DexscreenerProvider(server.url, FAST)
+    asked = [f"ethereum/{CHECKSUMMED.lower()}", f"solana/{BASE58}"]
+    frame = provider.fetch_dex(asked)
+    assert server.requests[0][0] == f"/latest/dex/pairs/ethereum/{CHECKSUMMED.lower()}"
+    assert (frame["chain_id"] + "/" + frame["pair_address"]).to_list() == asked  # keyed as configured
+
+
+def test_dexscreener_base58_address_in_another_case_is_another_pair(server):
+    server.dex_pairs = {f"solana/{BASE58}": dex_pair("solana", BASE58)}
+    provider = DexscreenerProvider(server.url, FAST)
+    assert provider.fetch_dex([f"solana/{BASE58.swapcase()}"]).is_empty()  # the API does not find it
+    # Even an answer in another case is not taken for the pair asked for.
+    server.fault("/latest/dex/pairs/", Fault.change(
+        lambda body: {**body, "pairs": [{**p, "pairAddress": BASE58.swapcase()} for p in body["pairs"]]}))
+    assert provider.fetch_dex([f"solana/{BASE58}"])["pair_address"].to_list() == [BASE58.swapcase()]
 
 
 def test_alternative_me_and_funding_parsers(server):

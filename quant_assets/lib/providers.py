@@ -8,11 +8,17 @@ when a step failed. Assets and the
 polling sensor ask it for providers instead of building them.
 
 It carries the settings as canonical JSON config, so a run worker in another process rebuilds
-exactly the providers the code location was loaded with.
+exactly the providers the code location was loaded with. That JSON is scrubbed of secrets (it is
+part of the job snapshot Dagster stores): a password inside a base URL from the environment
+(``QUANT_BINANCE_BASE_URL=https://user:pw@mirror``) is stored as ``***`` and put back from the
+same environment variable when the providers are built.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
@@ -24,6 +30,7 @@ from quant_assets.providers.health import persist_health, restore_health
 from quant_assets.providers.registry import ProviderSet
 from quant_assets.providers.resilience import ProviderState
 from quant_assets.resources.duckdb import QuantDuckDB
+from quant_assets.secrets import MASK, scrub
 
 
 class ProvidersResource(dg.ConfigurableResource):
@@ -36,10 +43,10 @@ class ProvidersResource(dg.ConfigurableResource):
 
     @classmethod
     def for_settings(cls, settings: Settings, duckdb: QuantDuckDB) -> ProvidersResource:
-        return cls(duckdb=duckdb, settings_json=settings_to_json(settings))
+        return cls(duckdb=duckdb, settings_json=scrub(settings_to_json(settings)))
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._providers = ProviderSet(settings_from_json(self.settings_json))
+        self._providers = ProviderSet(with_env_base_urls(settings_from_json(self.settings_json)))
         self._restored = set()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
@@ -85,6 +92,19 @@ class ProvidersResource(dg.ConfigurableResource):
         return {s.name: run_health(s) for s in self.live.states() if names is None or s.name in names}
 
 
+def with_env_base_urls(settings: Settings, env: Mapping[str, str] | None = None) -> Settings:
+    """``settings`` with each scrubbed base URL (``***`` in it) replaced by the environment's
+    ``QUANT_<PROVIDER>_BASE_URL`` it was scrubbed from."""
+    env = os.environ if env is None else env
+    urls = []
+    for name, url in settings.ingestion.base_urls:
+        real = env.get(f"QUANT_{name.upper()}_BASE_URL", "").strip()
+        urls.append((name, real if MASK in url and real and scrub(real) == url else url))
+    if tuple(urls) == settings.ingestion.base_urls:
+        return settings
+    return dataclasses.replace(settings, ingestion=dataclasses.replace(settings.ingestion, base_urls=tuple(urls)))
+
+
 def run_health(state: ProviderState) -> dict[str, Any]:
     """Status, breaker and this run's call counts of one provider."""
     m = state.metrics
@@ -97,5 +117,5 @@ def run_health(state: ProviderState) -> dict[str, Any]:
         "requests_this_run": requests,
         "successes_this_run": successes,
         "mean_latency_ms": round(latency / requests, 2) if requests else None,
-        "last_error": last_error,
+        "last_error": scrub(last_error),
     }

@@ -14,7 +14,7 @@ import polars as pl
 
 from quant_assets.providers.base import MalformedResponse
 from quant_assets.providers.binance import binance_symbol
-from quant_assets.providers.frames import epoch_us, optional_float, to_float
+from quant_assets.providers.frames import epoch_us, excerpt, optional_float, to_float
 from quant_assets.providers.http import HttpProvider
 from quant_assets.quant.calendar import utc_naive
 
@@ -29,7 +29,7 @@ def parse_fear_greed(body: object) -> list[dict]:
         raise MalformedResponse("fear & greed body has no data list")
     error = (body.get("metadata") or {}).get("error")
     if error:
-        raise MalformedResponse(f"fear & greed error: {str(error)[:80]}")
+        raise MalformedResponse(f"fear & greed error: {excerpt(error)}")
     rows = []
     for item in body["data"]:
         value = int(str(item["value"]))
@@ -57,7 +57,7 @@ def parse_funding(body: object, symbol: str) -> list[tuple]:
     rows = []
     for item in body:
         if not isinstance(item, dict) or not isinstance(item.get("fundingTime"), int):
-            raise MalformedResponse(f"funding row has an unexpected shape: {str(item)[:80]}")
+            raise MalformedResponse(f"funding row has an unexpected shape: {excerpt(item)}")
         rows.append((symbol, item["fundingTime"] * 1000, to_float(item["fundingRate"], "fundingRate"),
                      optional_float(item.get("markPrice"))))
     return rows

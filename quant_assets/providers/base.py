@@ -12,6 +12,8 @@ from typing import Protocol, runtime_checkable
 
 import polars as pl
 
+from quant_assets.secrets import scrub
+
 CANDLE_SCHEMA: dict[str, pl.DataType] = {
     "symbol": pl.Utf8(),
     "ts": pl.Datetime("us"),
@@ -58,9 +60,16 @@ def empty_frame(schema: dict[str, pl.DataType]) -> pl.DataFrame:
 
 
 class ProviderError(RuntimeError):
-    """A provider could not deliver; the chain moves on to the next provider."""
+    """A provider could not deliver; the chain moves on to the next provider.
+
+    Its message is scrubbed of every configured secret as it is created (it is often built from
+    a response body, which a misbehaving upstream or mirror may fill with our own API key).
+    """
 
     counts_against_health = True
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(scrub(str(message)), *(scrub(a) for a in args))
 
 
 class RetryableError(ProviderError):

@@ -17,6 +17,7 @@ from quant_assets.providers.base import CANDLE_SCHEMA, SPOT_SCHEMA, MalformedRes
 from quant_assets.providers.frames import (
     INTERVAL_SECONDS,
     epoch_us,
+    excerpt,
     in_window,
     split_symbol,
     to_float,
@@ -38,7 +39,7 @@ def parse_kline_rows(body: object) -> pl.DataFrame:
         raise MalformedResponse(f"klines body is {type(body).__name__}, not a list")
     for row in body:
         if not isinstance(row, list) or len(row) != 12 or not isinstance(row[0], int):
-            raise MalformedResponse(f"kline row has an unexpected shape: {str(row)[:80]}")
+            raise MalformedResponse(f"kline row has an unexpected shape: {excerpt(row)}")
     if not body:
         return pl.DataFrame(schema={k: v for k, v in CANDLE_SCHEMA.items() if k != "symbol"})
     cols = list(zip(*body, strict=True))
@@ -48,7 +49,7 @@ def parse_kline_rows(body: object) -> pl.DataFrame:
             for name, i in (("open", 1), ("high", 2), ("low", 3), ("close", 4), ("volume", 5), ("quote_volume", 7))
         }
     except (pl.exceptions.InvalidOperationError, pl.exceptions.ComputeError) as exc:
-        raise MalformedResponse(f"kline price is not a number: {str(exc)[:80]}") from None
+        raise MalformedResponse(f"kline price is not a number: {excerpt(exc)}") from None
     for name, series in prices.items():
         if series.null_count():
             raise MalformedResponse(f"kline field {name} is not a number string")

@@ -4,7 +4,8 @@
 (monthly), anywhere under the files directory. Each holds one CSV with the 12 kline columns:
 no header for spot, a header for newer futures files. Open times are milliseconds, or
 microseconds (spot, from 2025-01-01). A sibling ``.CHECKSUM`` (``sha256  name``), when present,
-must match the zip or the file is rejected and nothing of it is used.
+must match the zip or the file is rejected and nothing of it is used. Ingestion asks for one day
+at a time (``defs/ingestion/raw_candles.py``), so a rejected daily zip fails its own day only.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import polars as pl
 from quant_assets.providers.base import ProviderError
 from quant_assets.providers.binance import binance_symbol
 from quant_assets.providers.files import local_state
-from quant_assets.providers.frames import candle_frame, in_window
+from quant_assets.providers.frames import candle_frame, excerpt, in_window
 from quant_assets.quant.calendar import utc_naive
 
 COLUMNS = ["open_time", "open", "high", "low", "close", "volume", "close_time", "quote_volume",
@@ -37,7 +38,10 @@ def verify_checksum(path: Path) -> None:
     sidecar = path.with_name(path.name + ".CHECKSUM")
     if not sidecar.exists():
         return
-    expected = sidecar.read_text().split()[0].strip().lower()
+    fields = sidecar.read_text(errors="replace").split()
+    if not fields:
+        raise ChecksumMismatch(f"binance_archive: {sidecar.name} is empty; {path.name} rejected")
+    expected = fields[0].strip().lower()
     actual = hashlib.sha256(path.read_bytes()).hexdigest()
     if actual != expected:
         raise ChecksumMismatch(f"binance_archive: {path.name} sha256 {actual[:12]}... != CHECKSUM {expected[:12]}...; file rejected")
@@ -60,7 +64,7 @@ def read_archive(path: Path, symbol: str) -> pl.DataFrame:
         frame = frame.with_columns(pl.col("open_time").cast(pl.Int64), *(
             pl.col(c).cast(pl.Float64) for c in ("open", "high", "low", "close", "volume", "quote_volume")))
     except pl.exceptions.InvalidOperationError as exc:
-        raise ProviderError(f"binance_archive: {path.name} has a non-numeric value: {str(exc)[:80]}") from None
+        raise ProviderError(f"binance_archive: {path.name} has a non-numeric value: {excerpt(exc)}") from None
     times = pl.col("open_time")
     us = pl.when(times > _MICROSECONDS_FROM).then(times).otherwise(times * 1000)
     rows = frame.select(us.alias("t"), "open", "high", "low", "close", "volume", "quote_volume").rows()
@@ -75,7 +79,7 @@ class BinanceArchiveProvider:
     def __init__(self, directory: Path | None) -> None:
         self.directory = directory
         self.state = local_state(self.name)
-        self._cache: dict[tuple[str, int], pl.DataFrame] = {}
+        self._cache: dict[tuple[str, int], pl.DataFrame | tuple[type[ProviderError], str]] = {}
         self._lock = threading.Lock()
 
     def _find(self, stem: str) -> Path | None:
@@ -86,11 +90,20 @@ class BinanceArchiveProvider:
         return next(iter(sorted(self.directory.rglob(f"{stem}.zip"))), None)
 
     def _load(self, path: Path, symbol: str) -> pl.DataFrame:
+        """One zip, read (and its checksum verified) once per change; a rejected zip is
+        remembered too, so the days of a bad monthly file do not re-hash it one by one."""
         key = (str(path), path.stat().st_mtime_ns)
         with self._lock:
             if key not in self._cache:
-                self._cache[key] = read_archive(path, symbol)
-            return self._cache[key]
+                try:
+                    self._cache[key] = read_archive(path, symbol)
+                except ProviderError as exc:
+                    self._cache[key] = (type(exc), str(exc))
+            found = self._cache[key]
+        if isinstance(found, tuple):
+            kind, message = found
+            raise kind(message)
+        return found
 
     def fetch_candles(self, symbol: str, interval: str, start: datetime, end: datetime) -> pl.DataFrame:
         if self.directory is None:

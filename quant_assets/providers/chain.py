@@ -20,6 +20,14 @@ from quant_assets.providers.resilience import one_line
 from quant_assets.quant.candle_quality import GateResult, gate_candles
 
 
+class NoProviderDelivered(ProviderError):
+    """Every provider of the chain failed; ``failures`` holds (provider, one-line error) each."""
+
+    def __init__(self, message: str, failures: Sequence[tuple[str, str]] = ()) -> None:
+        super().__init__(message)
+        self.failures = tuple(failures)
+
+
 @dataclass(frozen=True)
 class ChainResult:
     candles: pl.DataFrame
@@ -46,7 +54,7 @@ def fetch_candles(
     With ``interval_minutes`` the answer is passed through the quality gate here, so a provider
     that delivers only garbage is skipped like one that failed; the returned candles are then
     the gate's valid rows and ``rejected`` counts the rest by reason.
-    Raises :class:`ProviderError` naming every provider's failure when none delivers.
+    Raises :class:`NoProviderDelivered` naming every provider's failure when none delivers.
     """
     failures: list[tuple[str, str]] = []
     for provider in chain:
@@ -73,7 +81,7 @@ def fetch_candles(
         _record_local(provider, True, began)
         return ChainResult(candles=candles, provider=provider.name, failures=tuple(failures), rejected=rejected)
     detail = "; ".join(f"{name}: {err}" for name, err in failures)
-    raise ProviderError(f"no provider delivered {symbol} {interval} [{start}, {end}): {detail}")
+    raise NoProviderDelivered(f"no provider delivered {symbol} {interval} [{start}, {end}): {detail}", failures)
 
 
 @dataclass(frozen=True)

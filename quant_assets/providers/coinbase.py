@@ -18,6 +18,7 @@ from quant_assets.providers.base import SPOT_SCHEMA, ClientError, MalformedRespo
 from quant_assets.providers.frames import (
     INTERVAL_SECONDS,
     candle_frame,
+    excerpt,
     in_window,
     split_symbol,
     to_float,
@@ -40,7 +41,7 @@ def parse_candle_rows(body: object) -> list[tuple]:
     rows = []
     for row in body:
         if not isinstance(row, list) or len(row) != 6 or not isinstance(row[0], int):
-            raise MalformedResponse(f"candle row has an unexpected shape: {str(row)[:80]}")
+            raise MalformedResponse(f"candle row has an unexpected shape: {excerpt(row)}")
         t, low, high, open_, close, volume = row
         rows.append((
             t * 1_000_000, to_float(open_, "open"), to_float(high, "high"), to_float(low, "low"),

@@ -11,6 +11,7 @@ import polars as pl
 from quant_assets.config import INTERVAL_MINUTES
 from quant_assets.providers.base import CANDLE_SCHEMA, MalformedResponse
 from quant_assets.quant.calendar import utc_naive
+from quant_assets.secrets import scrub
 
 INTERVAL_SECONDS = {name: minutes * 60 for name, minutes in INTERVAL_MINUTES.items()}
 
@@ -20,6 +21,11 @@ def split_symbol(symbol: str) -> tuple[str, str]:
     if not base or not quote:
         raise ValueError(f"symbol must be BASE/QUOTE, got {symbol!r}")
     return base.upper(), quote.upper()
+
+
+def excerpt(value: object, limit: int = 80) -> str:
+    """A piece of a response for an error message: scrubbed of secrets first, then cut."""
+    return scrub(str(value))[:limit]
 
 
 def epoch_us(moment: datetime) -> int:

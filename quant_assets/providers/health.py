@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import duckdb
 
 from quant_assets.providers.resilience import RECENT_CALLS, ProviderState, utcnow
+from quant_assets.secrets import scrub
 
 
 def restore_health(conn: duckdb.DuckDBPyConnection, states: Iterable[ProviderState]) -> None:
@@ -38,7 +39,7 @@ def persist_health(conn: duckdb.DuckDBPyConnection, states: Iterable[ProviderSta
             m.requests = m.successes = 0
             m.latency_ms_total = 0.0
             m.recent.clear()
-            last_ok_at, last_error = m.last_ok_at, m.last_error
+            last_ok_at, last_error = m.last_ok_at, scrub(m.last_error)
         breaker = state.breaker
         status = state.health_status()
         disabled_until = breaker.open_until if breaker.state == "OPEN" else None

@@ -7,7 +7,9 @@ dropped connections -> circuit breaker bookkeeping. 400/401/403/404, bodies that
 and bodies whose shape changed are never retried.
 
 API keys come from the environment only (``QUANT_<PROVIDER>_API_KEY``); they are sent as a
-header and kept out of ``repr``, errors, logs and metadata.
+header and kept out of ``repr``, errors, logs and metadata: every message built here from a
+response is scrubbed (``quant_assets.secrets``) before it is cut short, and every exception
+leaving :meth:`HttpProvider.call` has its whole chain scrubbed.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from quant_assets.providers.resilience import (
     TokenBucket,
     one_line,
 )
+from quant_assets.secrets import ScrubbedError, scrub, scrub_exception
 
 T = TypeVar("T")
 RETRY_STATUS = {408, 418, 429, 500, 502, 503, 504}
@@ -109,14 +112,14 @@ class HttpProvider:
         )
         self._lock = threading.Lock()
 
-    def __repr__(self) -> str:  # never the key
-        return f"{type(self).__name__}(base_url={self.base_url!r})"
+    def __repr__(self) -> str:  # never the key, nor a password in the base URL
+        return scrub(f"{type(self).__name__}(base_url={self.base_url!r})")
 
     def close(self) -> None:
         self.client.close()
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
+        return scrub(text, extra=(self._secret,))
 
     # -- one request -------------------------------------------------------------------------
     def _attempt(self, path: str, params: Mapping[str, Any] | None, parse: Callable[[Any, httpx.Response], T],
@@ -127,32 +130,35 @@ class HttpProvider:
             response = self.client.get(path, params=params)
         except httpx.TimeoutException as exc:
             self._record(False, began, f"timeout: {one_line(exc)}")
-            raise RetryableError(f"{self.name}: timeout on {path}") from None
+            raise RetryableError(f"{self.name}: timeout on {path} after {self.resilience.timeout_s:g}s") from None
         except httpx.TransportError as exc:
             self._record(False, began, f"connection: {one_line(exc)}")
-            raise RetryableError(f"{self.name}: connection error on {path}: {type(exc).__name__}") from None
+            raise RetryableError(f"{self.name}: connection error on {path}: {one_line(exc, 160)}") from None
         used = response.headers.get("X-MBX-USED-WEIGHT-1m")
         if used and used.isdigit():
             self.state.metrics.used_weight = int(used)
         status = response.status_code
         if status in RETRY_STATUS or status >= 500:
             retry_after = _retry_after(response)
+            detail = one_line(self._scrub(response.text), 80)
             message = f"{self.name}: HTTP {status} on {path}" + (
                 f" (Retry-After {retry_after:g}s)" if retry_after is not None else ""
-            )
+            ) + (f": {detail}" if detail else "")
             self._record(False, began, message)
             if retry_after is not None and retry_after > self.resilience.retry_after_max_s:
                 raise BannedError(message, retry_after)
             raise RetryableError(message, retry_after=retry_after, status=status)
         if status >= 400:
-            message = f"{self.name}: HTTP {status} on {path}: {self._scrub(response.text[:120])}"
+            message = f"{self.name}: HTTP {status} on {path}: {one_line(self._scrub(response.text), 120)}"
             self._record(False, began, message)
             raise ClientError(one_line(message), status=status)
         try:
             body = response.json()
         except ValueError:
-            self._record(False, began, f"malformed JSON on {path}")
-            raise MalformedResponse(f"{self.name}: body of {path} is not JSON") from None
+            excerpt = one_line(self._scrub(response.text[:4000]), 60)
+            message = f"{self.name}: body of {path} is not JSON (HTTP {status}): {excerpt or 'empty'}"
+            self._record(False, began, message)
+            raise MalformedResponse(message) from None
         try:
             result = parse(body, response)
         except ProviderError as exc:
@@ -182,7 +188,7 @@ class HttpProvider:
             reraise=True,
         )
         try:
-            result = retrying(self._attempt, path, params, parse, cost)
+            result = self._scrubbed(retrying, path, params, parse, cost)
         except BannedError as exc:
             breaker.record_failure(open_for_s=exc.retry_after)
             self.state.last_call_failed = True
@@ -201,6 +207,16 @@ class HttpProvider:
         breaker.record_success()
         self.state.last_call_failed = False
         return result
+
+    def _scrubbed(self, retrying: Retrying, *args: Any) -> Any:
+        """The retried call; any exception leaves with its whole chain scrubbed of secrets."""
+        try:
+            return retrying(self._attempt, *args)
+        except Exception as exc:
+            clean = scrub_exception(exc)
+            if isinstance(clean, ScrubbedError):
+                raise MalformedResponse(f"{self.name}: {clean}") from None
+            raise
 
     def per_symbol(self, symbols, fetch_one: Callable[[str], T]) -> list[T]:
         """``fetch_one`` per symbol; a symbol the provider does not list (400/404) is skipped."""

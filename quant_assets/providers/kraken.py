@@ -25,6 +25,7 @@ from quant_assets.providers.frames import (
     INTERVAL_SECONDS,
     candle_frame,
     epoch_us,
+    excerpt,
     in_window,
     split_symbol,
     to_float,
@@ -71,7 +72,7 @@ def parse_ohlc(body: object) -> list[tuple]:
     out = []
     for row in rows[:-1]:  # the last row is the open candle
         if not isinstance(row, list) or len(row) != 8 or not isinstance(row[0], int):
-            raise MalformedResponse(f"kraken OHLC row has an unexpected shape: {str(row)[:80]}")
+            raise MalformedResponse(f"kraken OHLC row has an unexpected shape: {excerpt(row)}")
         out.append((
             row[0] * 1_000_000, to_float(row[1], "open"), to_float(row[2], "high"), to_float(row[3], "low"),
             to_float(row[4], "close"), to_float(row[6], "volume"),

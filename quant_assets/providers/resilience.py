@@ -18,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from quant_assets.secrets import scrub
+
 CLOSED, OPEN, HALF_OPEN = "CLOSED", "OPEN", "HALF_OPEN"
 RECENT_CALLS = 100
 
@@ -179,7 +181,7 @@ class ProviderMetrics:
                 self.successes += 1
                 self.last_ok_at = utcnow()
             else:
-                self.last_error = error
+                self.last_error = scrub(error)
 
     def snapshot(self) -> MetricsSnapshot:
         with self._lock:
@@ -189,10 +191,44 @@ class ProviderMetrics:
             )
 
 
+def _describe(exc: BaseException) -> str:
+    try:
+        message = str(exc)
+    except Exception:  # a broken __str__
+        message = ""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def root_cause(exc: BaseException) -> BaseException | None:
+    """The innermost exception behind ``exc`` (explicit ``__cause__``, else an unsuppressed
+    ``__context__``), or ``None`` when there is none."""
+    seen = [exc]
+    current: BaseException | None = exc
+    while current is not None:
+        behind = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+        if behind is None or any(behind is s for s in seen):
+            break
+        seen.append(behind)
+        current = behind
+    return seen[-1] if len(seen) > 1 else None
+
+
 def one_line(exc: BaseException | str, limit: int = 300) -> str:
-    text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
-    line = text.splitlines()[0] if text else ""
-    return line[:limit]
+    """One line for a person: ``Type: message``, naming the root cause when there is one
+    (``... (cause: OSError: No space left on device)``), scrubbed of every secret (before it is
+    cut to ``limit``, so a cut never leaves part of a secret)."""
+    if isinstance(exc, str):
+        lines = [line.strip() for line in scrub(exc).splitlines() if line.strip()]
+        return (lines[0] if lines else "")[:limit]
+    text = scrub(_describe(exc))
+    cause = root_cause(exc)
+    if cause is not None:
+        because = scrub(_describe(cause))
+        if because.split(": ", 1)[-1] not in text:
+            tail = f" (cause: {because[: max(40, limit // 3)]})"
+            return text[: max(0, limit - len(tail))] + tail
+    return text[:limit]
 
 
 @dataclass

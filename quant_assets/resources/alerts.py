@@ -7,7 +7,9 @@ Sink addresses and tokens come from the environment only and are read at deliver
 - ``QUANT_TELEGRAM_BASE_URL``: the Bot API server (default ``https://api.telegram.org``)
 
 They never reach a log line, an error string, the ``alerts`` table or Dagster metadata: every
-text that could hold them passes :func:`redact`, and httpx's own request logging is filtered.
+text that could hold them passes :func:`redact` (the project's one scrubber,
+``quant_assets.secrets``, plus the values of this ``SinkConfig``), scrubbed before it is cut
+short, and httpx's own request logging is filtered.
 
 Order of work for a batch of observations (:func:`process_observations`): decide and write every
 alert row first (one short DuckDB write), then deliver over HTTP with the DuckDB file closed
@@ -36,10 +38,11 @@ from quant_assets.quant.alerting import Action, Observation, OpenAlert, decide, 
 from quant_assets.quant.calendar import utc_naive
 from quant_assets.resources.migrations import apply_migrations
 from quant_assets.resources.tables import table_exists
+from quant_assets.secrets import MASK, scrub
 
 SINKS = ("webhook", "telegram")
 DEFAULT_TELEGRAM_BASE_URL = "https://api.telegram.org"
-REDACTED = "***"
+REDACTED = MASK
 
 
 class AlertStoreBusy(RuntimeError):
@@ -78,10 +81,9 @@ class SinkConfig:
         return sorted({v for v in values if v}, key=len, reverse=True)
 
 
-def redact(text: str, secrets: Sequence[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, REDACTED)
-    return text
+def redact(text: str, secrets: Sequence[str] = ()) -> str:
+    """``text`` without any configured secret (environment) nor any of ``secrets``."""
+    return scrub(text, extra=secrets)
 
 
 class _RedactingFilter(logging.Filter):
@@ -93,8 +95,9 @@ class _RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if any(s in message for s in self.secrets):
-            record.msg, record.args = redact(message, self.secrets), None
+        clean = redact(message, self.secrets)
+        if clean != message:
+            record.msg, record.args = clean, None
         return True
 
 
@@ -138,15 +141,20 @@ class Notification:
     occurrences: int
 
 
-def _post_json(client: httpx.Client, url: str, payload: dict) -> httpx.Response:
+def _excerpt(text: str, secrets: Sequence[str], limit: int = 200) -> str:
+    """A piece of an answer for an error: redacted first, then cut (a cut never halves a secret)."""
+    return " ".join(redact(text, secrets).split())[:limit]
+
+
+def _post_json(client: httpx.Client, url: str, payload: dict, secrets: Sequence[str] = ()) -> httpx.Response:
     try:
         response = client.post(url, json=payload)
     except (httpx.TimeoutException, httpx.TransportError) as exc:
-        raise DeliveryError(f"{type(exc).__name__}: {exc}", transient=True) from None
+        raise DeliveryError(_excerpt(f"{type(exc).__name__}: {exc}", secrets, 300), transient=True) from None
     if response.status_code == 429 or response.status_code >= 500:
         raise DeliveryError(f"HTTP {response.status_code}", transient=True)
     if response.status_code >= 400:
-        raise DeliveryError(f"HTTP {response.status_code}: {response.text[:200]}", transient=False)
+        raise DeliveryError(f"HTTP {response.status_code}: {_excerpt(response.text, secrets)}", transient=False)
     return response
 
 
@@ -174,18 +182,19 @@ def telegram_text(note: Notification) -> str:
 
 
 def _send(sink: str, note: Notification, sinks: SinkConfig, client: httpx.Client) -> None:
+    secrets = sinks.secrets()
     if sink == "webhook":
-        _post_json(client, str(sinks.webhook_url), slack_payload(note))
+        _post_json(client, str(sinks.webhook_url), slack_payload(note), secrets)
         return
     url = f"{sinks.telegram_base_url}/bot{sinks.telegram_token}/sendMessage"
     payload = {"chat_id": sinks.telegram_chat_id, "text": telegram_text(note), "disable_web_page_preview": True}
-    response = _post_json(client, url, payload)
+    response = _post_json(client, url, payload, secrets)
     try:
         ok = bool(response.json().get("ok"))
     except ValueError:
         ok = False
     if not ok:
-        raise DeliveryError(f"Telegram answered without ok: {response.text[:200]}", transient=False)
+        raise DeliveryError(f"Telegram answered without ok: {_excerpt(response.text, secrets)}", transient=False)
 
 
 def deliver(sink: str, note: Notification, sinks: SinkConfig, settings: AlertSettings) -> Delivery:

@@ -28,10 +28,11 @@ from quant_assets.lib.checks import Verdict, daily_check
 from quant_assets.lib.partitioned import AssetOutput, TableWrite, WindowStep, daily_asset
 from quant_assets.lib.providers import ProvidersResource
 from quant_assets.providers.chain import fetch_snapshots
-from quant_assets.providers.resilience import utcnow
+from quant_assets.providers.resilience import one_line, utcnow
 from quant_assets.quant.calendar import Window
 from quant_assets.resources.duckdb import QuantDuckDB
 from quant_assets.resources.tables import ident, query_frame
+from quant_assets.secrets import scrubbing_errors
 
 SPOT_COLUMNS = ("symbol", "ts", "quote_ts", "price", "bid", "ask", "provider", "fetched_at", "fetch_status", "error")
 DEX_COLUMNS = (
@@ -74,11 +75,14 @@ def _lkg(conn, table: str, key_col: str, keys: list[str], tick: datetime, ttl_s:
     )
 
 
+@scrubbing_errors
 def poll_once(settings: Settings, duckdb: QuantDuckDB, tick: datetime, last_tick: datetime | None,
               providers: ProvidersResource) -> dict:
     """Poll one tick into the tables; return a summary. Does nothing for a tick already done.
 
     ``providers`` is the set-up providers resource: it restored health before and persists it after.
+    Error texts (gaps, ``DEGRADED`` rows, the summary) are scrubbed of secrets, and so is any
+    exception leaving it (the sensor tick's error).
     """
     interval = settings.ingestion.poll_interval_s
     ttl = settings.ingestion.resilience.lkg_ttl_s
@@ -109,7 +113,7 @@ def poll_once(settings: Settings, duckdb: QuantDuckDB, tick: datetime, last_tick
                 continue
             summary["rejected"] += result.rejected
             summary["failures"] += [f"{p}: {e}" for p, e in result.failures]
-            error = "; ".join(f"{p}: {e}" for p, e in result.failures)[:500] or "no provider delivered"
+            error = one_line("; ".join(f"{p}: {e}" for p, e in result.failures), 500) or "no provider delivered"
             frames = []
             if result.rows.height:
                 rows = result.rows

@@ -31,7 +31,7 @@ from quant_assets.providers.chain import fetch_snapshots
 from quant_assets.providers.resilience import one_line, utcnow
 from quant_assets.quant.calendar import Window
 from quant_assets.resources.duckdb import QuantDuckDB
-from quant_assets.resources.tables import ident, query_frame
+from quant_assets.resources.tables import ident, query_frame, registered, transaction
 from quant_assets.secrets import scrubbing_errors
 
 SPOT_COLUMNS = ("symbol", "ts", "quote_ts", "price", "bid", "ask", "provider", "fetched_at", "fetch_status", "error")
@@ -52,13 +52,10 @@ def floor_tick(moment: datetime, interval_s: int) -> datetime:
 def _insert(conn, table: str, frame: pl.DataFrame, columns: tuple[str, ...]) -> int:
     if frame.is_empty():
         return 0
-    conn.register("_poll_rows", frame.select(columns).to_arrow())
-    try:
+    with registered(conn, "_poll_rows", frame.select(columns)):
         before = conn.execute(f"SELECT count(*) FROM {ident(table)}").fetchall()[0][0]
         conn.execute(f"INSERT OR IGNORE INTO {ident(table)} BY NAME SELECT * FROM _poll_rows").fetchall()
         return conn.execute(f"SELECT count(*) FROM {ident(table)}").fetchall()[0][0] - before
-    finally:
-        conn.unregister("_poll_rows")
 
 
 def _lkg(conn, table: str, key_col: str, keys: list[str], tick: datetime, ttl_s: float, columns) -> pl.DataFrame:
@@ -99,7 +96,7 @@ def poll_once(settings: Settings, duckdb: QuantDuckDB, tick: datetime, last_tick
                               pl.concat_str("chain_id", pl.lit("/"), "pair_address"),
                               required=("price_native",), optional=("price_usd",))
     fetched_at = utcnow()
-    with duckdb.connect() as conn:
+    with duckdb.connect() as conn, transaction(conn):  # a tick's rows and gaps land together
         if last_tick is not None and tick - last_tick > timedelta(seconds=interval):
             missed = int((tick - last_tick).total_seconds() // interval) - 1
             record_gaps(conn, "poll", [("*", f"sensor did not poll {missed} tick(s)")],

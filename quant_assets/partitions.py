@@ -3,6 +3,9 @@
 A daily partition ``YYYY-MM-DD`` covers ``[day 00:00, next day 00:00)`` UTC. Only complete days
 exist (``end_offset=0``), so today's partition appears once the day has closed. Backtests use the
 same partitions: a partition is one walk-forward fold whose out-of-sample window is that day.
+
+The first partition, ``partitions.start_date``, is the *origin*: no partition exists before it, so
+a value defined "since the origin" is fixed once every day from the origin to its own is there.
 """
 
 from __future__ import annotations
@@ -15,6 +18,22 @@ from quant_assets.quant.calendar import Window, utc_naive
 
 def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=settings.start_date.isoformat(), timezone="UTC")
+
+
+SINCE_ORIGIN_DAYS = 36_525
+"""A lookback of a century of days: further back than any partition, so it reaches the origin."""
+
+
+def lookback_mapping(days: int | None) -> dg.TimeWindowPartitionMapping:
+    """A partition depends on the ``days`` partitions before it and on its own day; ``None``: on
+    every partition from the origin to its own. Days before the origin do not exist and are not
+    required."""
+    if days is not None and days < 0:
+        raise ValueError(f"a lookback counts days back, got {days}")
+    return dg.TimeWindowPartitionMapping(
+        start_offset=-(SINCE_ORIGIN_DAYS if days is None else days), end_offset=0,
+        allow_nonexistent_upstream_partitions=True,
+    )
 
 
 def training_window_mapping(settings: Settings) -> dg.TimeWindowPartitionMapping:

@@ -47,7 +47,7 @@ def real_bars(tmp_path_factory):
     data = tmp_path_factory.mktemp("real")
     settings = load_settings(env={
         "QUANT_DATA_DIR": str(data), "QUANT_BASE_INTERVAL": "5m", "QUANT_BAR_INTERVALS": "15m,1h,1d",
-        "QUANT_SYMBOLS": ",".join(f"{p}/BTC" for p in PAIRS), "QUANT_START_DATE": "2018-01-01",
+        "QUANT_SYMBOLS": ",".join(f"{p}/BTC" for p in PAIRS), "QUANT_START_DATE": FIRST_DAY,
     })
     candles = _load_pairs()
     with QuantDuckDB(database=str(settings.duckdb_path)).connect() as conn:
@@ -117,11 +117,18 @@ def test_returns_and_rolling_volatility_follow_their_definitions(real_bars):
     closes = bars["close"].to_numpy()
     import numpy as np
 
-    log_returns = np.log(closes[1:] / closes[:-1])
-    assert bars["log_return"].to_numpy()[1:] == pytest.approx(log_returns, rel=1e-12)
-    assert bars["cum_return"].to_numpy() == pytest.approx(closes / closes[0] - 1, rel=1e-12, abs=1e-15)
-    window = settings.bars.roll_vol_window
     hours = bars["ts"].diff().dt.total_seconds().div(3600).to_numpy()
+    # On the bar grid: the previous bar is the one an hour earlier, else the return is NULL.
+    on_grid = hours[1:] == 1
+    log_returns = np.where(on_grid, np.log(closes[1:] / closes[:-1]), np.nan)
+    assert bars["log_return"].to_numpy()[1:] == pytest.approx(log_returns, rel=1e-12, nan_ok=True)
+    assert pd.isna(bars["log_return"][0])
+    # Since the day began: against the close of the bar ending at the day's 00:00.
+    by_ts = dict(zip(bars["ts"], closes, strict=True))
+    reference = [by_ts.get(ts.normalize() - pd.Timedelta(hours=1), np.nan) for ts in bars["ts"]]
+    assert bars["cum_return"].to_numpy() == pytest.approx(closes / np.array(reference) - 1, rel=1e-12, abs=1e-15, nan_ok=True)
+    assert bars["cum_return"].notna().sum() > 0.9 * len(bars)
+    window = settings.bars.roll_vol_window
     for i in range(len(bars)):
         contiguous = i >= window and (hours[i - window + 1:i + 1] == 1).all()
         if contiguous:

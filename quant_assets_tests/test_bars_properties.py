@@ -77,3 +77,35 @@ def test_future_candles_change_no_past_bar(seed, cut_day):
     with_future = _build(candles, [(DAY0, DAY0 + timedelta(days=DAYS))])
     for name in past_only:
         assert past_only[name] == [row for row in with_future[name] if row[1] < cut]
+
+
+def test_bar_volumes_are_the_time_ordered_sums_of_their_candles_bit_for_bit():
+    """On 4 threads DuckDB's plain sum() of DOUBLEs adds partial sums in an order of its own (run
+    to run, and unlike a left fold where a bar's candles span two row groups); the model sums in
+    candle time order, so each bar equals the left fold of its candles exactly."""
+    settings_1m = load_settings(env={"QUANT_BASE_INTERVAL": "1m", "QUANT_BAR_INTERVALS": "1h,1d",
+                                     "QUANT_SYMBOLS": "BTC/USDT"})
+    (daily,) = [f for f in expand(parse_file(SQL_DIR / "bars.sql", MODEL_KEYS, ("asset",)), settings_1m)
+                if f.interval == "1d"]
+    sql = render(daily, {"raw_candles", daily.name})[0]
+    rng = np.random.default_rng(7)
+    days, n = 30, 30 * 1440
+    ts = pl.datetime_range(DAY0, DAY0 + timedelta(days=days), "1m", closed="left", eager=True, time_unit="us")
+    candles = pl.concat([
+        pl.DataFrame({"symbol": symbol, "ts": ts, "interval": "1m", "open": 100.0, "high": 100.0, "low": 100.0,
+                      "close": 100.0, "volume": rng.lognormal(0, 2, n), "quote_volume": rng.lognormal(0, 2, n),
+                      "provider": "simulator", "fetched_at": DAY0, "fetch_status": "OK", "error": None})
+        for symbol in [f"S{i}/USDT" for i in range(6)]
+    ]).with_columns(pl.col("error").cast(pl.Utf8))
+    end = DAY0 + timedelta(days=days)
+    with duckdb.connect() as conn:
+        apply_migrations(conn)
+        conn.register("c", candles.to_arrow())
+        conn.execute("INSERT INTO raw_candles BY NAME SELECT * FROM c")
+        conn.execute("SET threads = 4")
+        run_model(conn, daily.name, sql, bind_params(sql, "1d", settings_1m, DAY0, end), (DAY0, end), "ts")
+        got = conn.execute(f'SELECT symbol, ts, volume, quote_volume FROM "{daily.name}" ORDER BY symbol, ts').fetchall()
+    folds = candles.sort("symbol", "ts").group_by("symbol", pl.col("ts").dt.truncate("1d"), maintain_order=True).agg(
+        pl.col("volume").cum_sum().last(), pl.col("quote_volume").cum_sum().last())
+    assert len(got) == folds.height == 6 * days
+    assert [(v, q) for *_, v, q in got] == [(v, q) for *_, v, q in folds.iter_rows()]

@@ -19,8 +19,9 @@ DAYS = ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04"]
 
 
 def _settings(make_settings, tmp_path: Path, name: str, **overrides):
+    # The first day built is the origin every feature is computed from (partitions.start_date).
     env = {"QUANT_DATA_DIR": str(tmp_path / name), "QUANT_BASE_INTERVAL": "5m",
-           "QUANT_BAR_INTERVALS": ",".join(INTERVALS)}
+           "QUANT_BAR_INTERVALS": ",".join(INTERVALS), "QUANT_START_DATE": DAYS[0]}
     return make_settings(env=env, **overrides)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from quant_assets.definitions import STAGE_PACKAGES
+from quant_assets.partitions import SINCE_ORIGIN_DAYS
 
 PACKAGE = Path(__file__).resolve().parents[1] / "quant_assets"
 SNAPSHOT = Path(__file__).resolve().parent / "snapshots" / "graph.json"
@@ -88,6 +89,18 @@ def test_the_core_imports_no_dagster():
             assert not [n for n in names if n.split(".")[0].startswith("dagster")], path.name
 
 
+def lookbacks(graph, key: dg.AssetKey) -> dict[str, str]:
+    """The earlier partitions of each dependency a partition reads (a time-window mapping that
+    reaches back): ``"1 days"``, or ``"since origin"`` for every partition from the first."""
+    out = {}
+    for parent in sorted(graph.get(key).parent_keys, key=lambda k: k.to_user_string()):
+        mapping = graph.get_partition_mapping(key, parent)
+        if isinstance(mapping, dg.TimeWindowPartitionMapping) and mapping.start_offset < 0:
+            back = -mapping.start_offset
+            out[parent.to_user_string()] = "since origin" if back >= SINCE_ORIGIN_DAYS else f"{back} days"
+    return out
+
+
 def graph_snapshot(defs: dg.Definitions) -> dict:
     graph = defs.resolve_asset_graph()
     assets = {}
@@ -98,6 +111,8 @@ def graph_snapshot(defs: dg.Definitions) -> dict:
             "deps": sorted(k.to_user_string() for k in node.parent_keys),
             "partitioned": node.partitions_def is not None,
         }
+        if lookback := lookbacks(graph, key):
+            assets[key.to_user_string()]["lookback"] = lookback
     checks = {
         f"{k.asset_key.to_user_string()}:{k.name}": {"blocking": graph.get_check_spec(k).blocking}
         for k in sorted(graph.asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name))

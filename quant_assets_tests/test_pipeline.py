@@ -12,7 +12,8 @@ from quant_assets_tests.conftest import materialize, table_digest
 DAY1, DAY2 = "2024-03-04", "2024-03-05"
 
 
-def test_two_consecutive_partitions_hold_real_values_and_rematerialize_identically(settings, defs_for):
+def test_two_consecutive_partitions_hold_real_values_and_rematerialize_identically(make_settings, defs_for):
+    settings = make_settings(env={"QUANT_START_DATE": DAY1})  # features are computed from the first day
     defs = defs_for(settings)
     for key in (DAY1, DAY2):
         result = materialize(defs, partition_key=key)
@@ -69,9 +70,9 @@ def test_two_consecutive_partitions_hold_real_values_and_rematerialize_identical
 @pytest.mark.slow
 def test_partition_by_partition_equals_one_range_run(make_settings, defs_for, tmp_path):
     """Day-by-day materialization (lookback read from earlier partitions) equals a single range run."""
-    daily = make_settings(env={"QUANT_DATA_DIR": str(tmp_path / "daily")})
-    ranged = make_settings(env={"QUANT_DATA_DIR": str(tmp_path / "ranged")})
     days = ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04"]
+    daily = make_settings(env={"QUANT_DATA_DIR": str(tmp_path / "daily"), "QUANT_START_DATE": days[0]})
+    ranged = make_settings(env={"QUANT_DATA_DIR": str(tmp_path / "ranged"), "QUANT_START_DATE": days[0]})
     defs = defs_for(daily)
     for day in days:
         assert materialize(defs, partition_key=day).success

@@ -45,7 +45,7 @@ def gated(tmp_path_factory) -> tuple[Settings, dg.Definitions]:
     """Two simulated days through backtests (one OK fold on DAY) to plant values in."""
     settings = _settings(tmp_path_factory.mktemp("gates"), {
         "universe": {"symbols": ["BTC/USDT", "ETH/USDT"]}, "intervals": {"base": "5m", "bars": ["1h", "4h"]},
-        "partitions": {"start_date": "2024-01-01"}, "backtest": {"train_days": 1, "min_train_days": 1},
+        "partitions": {"start_date": "2024-03-03"}, "backtest": {"train_days": 1, "min_train_days": 1},
     })
     defs = build_definitions(settings)
     selection = dg.AssetSelection.assets("backtest_pnl", "backtest_folds", "signal_ic").upstream()
@@ -165,7 +165,7 @@ def test_whole_graph_on_real_candles_passes_every_blocking_check(case, tmp_path,
     overrides: dict[str, Any] = {
         "universe": {"symbols": list(case.symbols)},
         "intervals": {"base": case.base, "bars": ["5m", "15m", "1h", "1d"]},
-        "partitions": {"start_date": "2017-11-01"},
+        "partitions": {"start_date": case.first},  # features are computed from the files' first day
         "providers": {"candles": ["files"], "files_dir": str(FREQTRADE)},
     }
     if case.market:

@@ -3,6 +3,7 @@
 from datetime import datetime
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -39,6 +40,47 @@ def test_models_and_tests_load_as_assets_and_checks(tmp_path, settings):
     deps = {dep.asset_key.to_user_string() for a in loaded.assets for dep in a.specs_by_key[a.key].deps}
     assert deps == {"raw_candles"}
     assert len(loaded.checks) == len(settings.bar_intervals)
+
+
+BACK = """-- asset: back_{interval}
+-- group: bars
+-- description: reads earlier partitions
+-- for_each: bar_intervals
+-- lookback: raw_candles
+SELECT symbol, ts, close FROM {{ ref('raw_candles') }}
+WHERE ts >= $lookback_start AND ts < $window_end AND ts >= $window_start
+"""
+
+
+def test_a_lookback_header_declares_the_earlier_days_as_a_partition_mapping(tmp_path, make_settings):
+    s = make_settings(env={"QUANT_BAR_INTERVALS": "1h,4h,1d"}, bars={"roll_vol_window": 20})
+    _write(tmp_path, "back.sql", BACK)
+    loaded = load_sql(s, KNOWN, tmp_path)
+    offsets = {}
+    for a in loaded.assets:
+        (dep,) = a.specs_by_key[a.key].deps
+        mapping = dep.partition_mapping
+        assert isinstance(mapping, dg.TimeWindowPartitionMapping) and mapping.end_offset == 0
+        offsets[a.key.to_user_string()] = -mapping.start_offset
+        assert "Lookback: raw_candles: the partition's day and" in a.specs_by_key[a.key].description
+    # roll_vol_window = 20 bars: 20 hours, 80 hours, 20 days back
+    assert offsets == {"back_1h": 1, "back_4h": 4, "back_1d": 20}
+
+
+LOOKBACK_ERRORS = [
+    (BACK.replace("-- lookback: raw_candles\n", ""), r"a\.sql:5: the model reads \$lookback_start .* declares no '-- lookback"),
+    (BACK.replace("lookback: raw_candles", "lookback: bars_1h"), r"a\.sql:5: lookback 'bars_1h' is not a ref of this model"),
+    (BACK.replace("$lookback_start", "$window_start"), r"a\.sql:5: lookback declared but the model never reads \$lookback_start"),
+    (BACK.replace("-- for_each: bar_intervals\n", "").replace("_{interval}", "").replace("$lookback_start", "$window_start"),
+     r"a\.sql:4: a lookback spans roll_vol_window bars of the interval"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), LOOKBACK_ERRORS, ids=["undeclared", "not_a_ref", "unused", "no_interval"])
+def test_lookback_header_errors_name_file_and_line(tmp_path, settings, text, message):
+    _write(tmp_path, "a.sql", text)
+    with pytest.raises(SqlModelError, match=message):
+        load_sql(settings, KNOWN, tmp_path)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,12 @@ with a header of ``-- key: value`` comment lines, what dbt's ``config()`` would 
 
 models: ``asset`` (name), ``group``, ``description``, optional ``for_each: bar_intervals``
 (one asset per configured interval, ``{interval}`` in names), ``time_column`` (default ``ts``),
-``order_by`` (row order for content hashes, default ``symbol, ts``), ``kinds``.
+``order_by`` (row order for content hashes, default ``symbol, ts``), ``kinds``, and
+``lookback: <ref>[, <ref>...]`` for a model that reads those refs from ``$lookback_start``
+(earlier partitions): each partition then depends on the days that lookback spans
+(``dg.AssetDep`` with a ``TimeWindowPartitionMapping``, so it is refreshed when one of them lands
+later), and records whether they were all there (``lookback_status``, per-day metadata; see
+``lib.lookback``). A model that reads ``$lookback_start`` must declare it.
 
 tests: ``check`` (name), ``asset`` (the asset checked), ``severity`` (``ERROR`` blocks
 downstream assets in the same run, ``WARN`` only alerts), ``description``, optional ``for_each``.
@@ -15,6 +20,7 @@ downstream assets in the same run, ``WARN`` only alerts), ``description``, optio
 are never formatted into SQL: the query uses DuckDB named parameters, bound at run time:
 
 - ``$window_start``, ``$window_end``: the run's partition window (``TIMESTAMP``, UTC)
+- ``$asset``: the model's own asset name (in a test: the asset it checks)
 - ``$base_interval`` (``INTERVAL``), ``$base_minutes``, ``$symbols`` (the universe, a list)
 - ``$bar_intervals`` (configured interval names, a list)
 - ``$providers``: every registered candle provider, alphabetical, then ``other`` (a list)
@@ -34,6 +40,7 @@ parameter, a syntax error) raises :class:`SqlModelError` naming the file and lin
 """
 
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -46,6 +53,7 @@ import duckdb
 
 from quant_assets.config import INTERVAL_MINUTES, Settings, bars_per_year
 from quant_assets.lib.checks import Verdict, daily_check
+from quant_assets.lib.lookback import Lookback, lookback_status, record_status, status_figures
 from quant_assets.lib.metadata import preview, record_window_metadata
 from quant_assets.lib.plots import daily_bars_png
 from quant_assets.partitions import daily_partitions, window_of
@@ -70,6 +78,7 @@ _PARAM = re.compile(r"\$([a-z_][a-z0-9_]*)")
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 MODEL_KEYS = {
     "asset", "group", "description", "for_each", "time_column", "order_by", "kinds", "partitioned", "requires",
+    "lookback",
 }
 TEST_KEYS = {"check", "asset", "severity", "description", "for_each", "requires"}
 REQUIREMENTS = {"trades": lambda settings: settings.trades_dir is not None}
@@ -78,7 +87,7 @@ PARAMS = {
     "window_start", "window_end", "base_interval", "base_minutes", "symbols", "bar_intervals",
     "roll_vol_window", "min_completeness", "max_gap_minutes", "return_z_max", "max_staleness_minutes",
     "interval", "interval_minutes", "n_expected", "bars_per_year", "lookback_start", "roll_span",
-    "providers",
+    "providers", "asset",
 }
 INTERVAL_PARAMS = {"interval", "interval_minutes", "n_expected", "bars_per_year", "lookback_start", "roll_span"}
 WINDOW_PARAMS = {"window_start", "window_end", "lookback_start"}
@@ -214,13 +223,14 @@ def _first_line(exc: BaseException) -> str:
 
 
 def bind_params(
-    sql: str, interval: str | None, settings: Settings, start: datetime | None, end: datetime | None
+    sql: str, interval: str | None, settings: Settings, start: datetime | None, end: datetime | None,
+    asset: str | None = None,
 ) -> dict[str, Any]:
     """The named parameters ``sql`` uses, and only those (DuckDB rejects unused ones)."""
     base_minutes = INTERVAL_MINUTES[settings.base_interval]
     bars = settings.bars
     values: dict[str, Any] = {
-        "window_start": start, "window_end": end,
+        "window_start": start, "window_end": end, "asset": asset,
         "base_interval": timedelta(minutes=base_minutes), "base_minutes": base_minutes,
         "symbols": list(settings.symbols), "bar_intervals": list(settings.bar_intervals),
         "roll_vol_window": bars.roll_vol_window, "min_completeness": bars.min_completeness,
@@ -323,7 +333,7 @@ def load_sql(settings: Settings, python_assets: set[str] | None = None, sql_dir:
     rendered = {f.name: (f, *render(f, known)) for f in model_files}
     check_acyclic({name: (f, refs) for name, (f, _sql, refs) in rendered.items()})
     unpartitioned = {f.name for f in model_files if _unpartitioned(f)}
-    assets = [_model_asset(f, sql, refs, settings) for f, sql, refs in rendered.values()]
+    assets = [_model_asset(f, sql, refs, settings, _lookbacks(f, refs, settings)) for f, sql, refs in rendered.values()]
 
     checks = []
     for path in sorted((sql_dir / "tests").glob("*.sql")):
@@ -357,18 +367,53 @@ def _require_window_params(f: SqlFile, partitioned: bool) -> None:
         raise SqlModelError(f"{f.where()}: an unpartitioned file cannot use ${sorted(used & WINDOW_PARAMS)[0]}")
 
 
-def _model_asset(f: SqlFile, sql: str, refs: tuple[str, ...], settings: Settings) -> dg.AssetsDefinition:
+def lookback_days(settings: Settings, interval: str) -> int:
+    """Days before a partition that ``$lookback_start`` reaches: ``roll_vol_window`` bars of ``interval``."""
+    return math.ceil(settings.bars.roll_vol_window * INTERVAL_MINUTES[interval] / (24 * 60))
+
+
+def _lookbacks(f: SqlFile, refs: tuple[str, ...], settings: Settings) -> list[Lookback]:
+    """The model's ``lookback`` header as :class:`Lookback` specs; checked against what it reads."""
+    names = [n.strip() for n in f.header.get("lookback", "").split(",") if n.strip()]
+    reads_back = "lookback_start" in _PARAM.findall(f.body)
+    if names and _unpartitioned(f):
+        raise SqlModelError(f"{f.where('lookback')}: an unpartitioned model has no earlier partitions to look back on")
+    if names and f.interval is None:
+        raise SqlModelError(
+            f"{f.where('lookback')}: a lookback spans roll_vol_window bars of the interval, so the model "
+            "needs 'for_each: bar_intervals'"
+        )
+    for name in names:
+        if name not in refs:
+            raise SqlModelError(
+                f"{f.where('lookback')}: lookback '{name}' is not a ref of this model; refs: {', '.join(refs) or 'none'}"
+            )
+    if reads_back and not names:
+        raise SqlModelError(
+            f"{f.where()}: the model reads $lookback_start (earlier partitions) but declares no "
+            "'-- lookback: <ref>' header naming what it reads there"
+        )
+    if names and not reads_back:
+        raise SqlModelError(f"{f.where('lookback')}: lookback declared but the model never reads $lookback_start")
+    return [Lookback(name, lookback_days(settings, f.interval)) for name in names] if f.interval else []
+
+
+def _model_asset(
+    f: SqlFile, sql: str, refs: tuple[str, ...], settings: Settings, lookbacks: list[Lookback]
+) -> dg.AssetsDefinition:
     table = f.name
     time_column = f.header.get("time_column", "ts")
     order_by = [c.strip() for c in f.header.get("order_by", "symbol, ts").split(",")]
     kinds = {k.strip() for k in f.header.get("kinds", "duckdb, sql").split(",")}
     partitioned = not _unpartitioned(f)
+    back = {lb.upstream: lb for lb in lookbacks}
+    reads = "".join(f"\n\nLookback: {lb.describe()}." for lb in lookbacks)
 
     @dg.asset(
         name=table,
         group_name=f.header["group"],
-        description=f"{f.header['description']}\n\nSQL model `dbt_like_sql/{f.path.name}`.",
-        deps=list(refs),
+        description=f"{f.header['description']}{reads}\n\nSQL model `dbt_like_sql/{f.path.name}`.",
+        deps=[back[r].dep() if r in back else r for r in refs],
         partitions_def=daily_partitions(settings) if partitioned else None,
         backfill_policy=dg.BackfillPolicy.single_run() if partitioned else None,
         kinds=kinds,
@@ -386,14 +431,18 @@ def _model_asset(f: SqlFile, sql: str, refs: tuple[str, ...], settings: Settings
             )
         window = window_of(context)
         start, end = window
-        params = bind_params(sql, f.interval, settings, start, end)
+        params = bind_params(sql, f.interval, settings, start, end, table)
         with duckdb.connect() as conn, transaction(conn):
+            status = lookback_status(conn, lookbacks, window, settings.start_date) if lookbacks else {}
             run_model(conn, table, sql, params, (start, end), time_column)
             # What shaped the rows: the SQL and its parameters, not the run's window, so a day has
             # one params_hash however it was run (alone or in a range).
             shaping = {k: v for k, v in params.items() if k not in WINDOW_PARAMS}
             hashes = record_partition_hashes(conn, table, table, start, end, {"sql": sql, "params": shaping}, time_column)
+            record_status(conn, table, lookbacks, status)
             daily, extra = _window_figures(conn, table, time_column, order_by, window)
+        for key, figures in status_figures(status).items():
+            daily[key] = {**daily.get(key, {}), **figures}
         return dg.MaterializeResult(metadata=record_window_metadata(context, table, window, hashes, daily, extra=extra))
 
     return _sql_model
@@ -515,7 +564,8 @@ def _test_check(
     )
     def _sql_test(conn: duckdb.DuckDBPyConnection, day: Window | None) -> Verdict:
         start, end = day if day is not None else (None, None)
-        return evaluate_test(conn, sql, bind_params(sql, test.interval, settings, start, end), (start, end))
+        params = bind_params(sql, test.interval, settings, start, end, test.header["asset"])
+        return evaluate_test(conn, sql, params, (start, end))
 
     return _sql_test
 

@@ -149,7 +149,7 @@ FUNCTIONS: dict[str, Function] = {
     "adx": Function("technical", ("period",), ("{name}", "plus_di", "minus_di"),
         lambda b, period: list(ind.dmi(b.high, b.low, b.close, period)), "TA-Lib ADX, PLUS_DI, MINUS_DI; 0-100"),
     "obv": Function("technical", (), ("{name}",),
-        lambda b: [ind.obv(b.close, b.volume)], "TA-Lib OBV, base-volume units, cumulative from the first bar"),
+        lambda b: [ind.obv(b.close, b.volume)], "TA-Lib OBV, base-volume units, cumulative from the first bar given (the store passes every bar since the origin)"),
     "mfi": Function("technical", ("period",), ("{name}",),
         lambda b, period: [ind.mfi(b.high, b.low, b.close, b.volume, period)], "TA-Lib MFI, 0-100"),
     "ema": Function("trend", ("span",), ("{name}",),

@@ -280,6 +280,21 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         )
         """,
     ),
+    (
+        32,
+        "lookback_status",
+        """
+        CREATE TABLE lookback_status (
+            asset VARCHAR NOT NULL,           -- a daily asset that declares a lookback (lib.lookback)
+            partition_key VARCHAR NOT NULL,   -- YYYY-MM-DD
+            complete BOOLEAN NOT NULL,        -- every upstream partition its lookback reads was there
+            missing_count INTEGER NOT NULL,   -- upstream partitions (days) that were not
+            missing VARCHAR NOT NULL,         -- which, e.g. 'raw_candles 2024-05-05'; '' when complete
+            lookback VARCHAR NOT NULL,        -- what the asset declares it reads
+            PRIMARY KEY (asset, partition_key)
+        )
+        """,
+    ),
 )
 
 

@@ -2,18 +2,38 @@
 
 Every column comes from the feature catalogue (``quant_assets/feature_catalogue.yaml`` or the
 file ``features.catalogue`` names), plus the EMAs/RSIs/volatility the ``features`` settings
-ask for (signals need ``ema_<n>`` for every ``features.ema_spans``). A partition is computed
-from each symbol's full bar history up to the window's end, so recursive indicators (EMA,
-Wilder smoothing, OBV) never restart at a partition boundary and day-by-day builds equal a
-full-history build. Higher-interval features are joined once their bar has closed.
+ask for (signals need ``ema_<n>`` for every ``features.ema_spans``). Higher-interval features are
+joined once their bar has closed.
+
+Every feature is computed from a **fixed origin**: the symbol's bars from ``partitions.start_date``
+00:00 UTC (the first partition) up to the bar, so a value is TA-Lib's (or the catalogue
+function's) on the whole history and never depends on which earlier partitions happened to
+exist. Why not a warm-up window: recursive indicators forget their seed only geometrically
+(EMA-200 needs 2,763 bars for the seed's weight to fall below 1e-12: 116 days of 1h bars, 7.6
+years of 1d bars), OBV never forgets it, and windows longer than 8 bars use running sums anchored
+at the series' first value, so a warm-up start would still show in the last bits; one pass from
+the origin is also what a single-run backfill computes anyway. The lookback is therefore every
+``bars_<interval>`` partition since the origin (``lib.lookback``); a day whose lookback is not all
+there holds NULL features (symbol, ts and close stay), records itself incomplete and is refreshed
+when the missing days land.
 """
 
+
+import math
 
 import dagster as dg
 import polars as pl
 
 from quant_assets.config import INTERVAL_MINUTES, Settings, bars_per_year
+from quant_assets.lib.lookback import (
+    Lookback,
+    complete_days,
+    lookback_status,
+    record_status,
+    status_figures,
+)
 from quant_assets.lib.partitioned import AssetOutput, TableWrite, WindowStep, daily_asset
+from quant_assets.quant.calendar import day_start
 from quant_assets.quant.feature_catalogue import Catalogue, load_catalogue
 from quant_assets.quant.features import compute_feature_table, join_higher_interval
 from quant_assets.resources.tables import ident, query_frame, table_columns, table_exists
@@ -79,9 +99,30 @@ def _evolve_schema(conn, table: str, frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(existing)
 
 
+def feature_lookbacks(settings: Settings, interval: str) -> list[Lookback]:
+    """What a features partition reads: every bar partition since the origin, and for each higher
+    interval ``h`` the features of the ``h`` bars that close during the day (the previous day's
+    last ones included), which must be complete themselves."""
+    return [
+        Lookback(f"bars_{interval}", None),
+        *(Lookback(f"features_{h}", math.ceil(INTERVAL_MINUTES[h] / (24 * 60)), complete=True)
+          for h in higher_intervals(settings, interval)),
+    ]
+
+
+def null_incomplete_days(frame: pl.DataFrame, keep_days: set[str], columns: list[str]) -> pl.DataFrame:
+    """``columns`` set to NULL on rows of days not in ``keep_days`` (their lookback was not all there)."""
+    if not columns or frame.is_empty():
+        return frame
+    keep = pl.col("ts").dt.date().cast(pl.Utf8).is_in(sorted(keep_days))
+    return frame.with_columns(pl.when(keep).then(pl.col(c)).otherwise(None).alias(c) for c in columns)
+
+
 def build_feature_asset(settings: Settings, interval: str, catalogue: Catalogue) -> dg.AssetsDefinition:
     table, bars = f"features_{interval}", f"bars_{interval}"
     higher = higher_intervals(settings, interval)
+    lookbacks = feature_lookbacks(settings, interval)
+    origin = settings.start_date
     per_year = bars_per_year(interval)
     symbols = list(settings.symbols)
     read_symbols = [*symbols, *([catalogue.market_symbol] if catalogue.market_symbol not in symbols else [])]
@@ -100,11 +141,14 @@ def build_feature_asset(settings: Settings, interval: str, catalogue: Catalogue)
             + (f", and {', '.join(catalogue.higher_interval_features)} of {', '.join(higher)} bars "
                "joined once those bars have closed" if joined else "")
             + f". Beta/correlation against {catalogue.market_symbol}. Volatilities annualised with 365 "
-            "days. Each partition is computed from the symbol's full history up to the window's end, "
-            "so day-by-day builds equal a full-history build; a SHA-256 per (symbol, day) goes to "
-            "feature_hashes."
+            f"days. Every feature is computed from the fixed origin {origin.isoformat()} (partitions.start_date): "
+            "the symbol's bars from that day to the bar, the value a single computation over the whole "
+            "history gives, whatever order the days were built in. A day built while an earlier bar day "
+            "(or a higher interval's previous day) is missing holds NULL features, is recorded incomplete "
+            "(lookback_status, metadata, a WARN check) and is refreshed when the day lands. "
+            "A SHA-256 per (symbol, day) goes to feature_hashes."
         ),
-        deps=[bars, *(f"features_{h}" for h in higher)],
+        deps=[lb.dep() for lb in lookbacks],
         code_version=catalogue_hash[:16],
         metadata={
             "catalogue": catalogue.source,
@@ -114,28 +158,37 @@ def build_feature_asset(settings: Settings, interval: str, catalogue: Catalogue)
     )
     def features(step: WindowStep) -> AssetOutput:
         conn, (start, end) = step.conn, step.window
+        status = lookback_status(conn, lookbacks, step.window, origin)
         history = query_frame(conn,
             "SELECT symbol, ts, open, high, low, close, volume, quote_volume "
-            f"FROM {ident(bars)} WHERE ts < ? AND list_contains(?, symbol) ORDER BY symbol, ts",
-            [end, read_symbols],
+            f"FROM {ident(bars)} WHERE ts >= ? AND ts < ? AND list_contains(?, symbol) ORDER BY symbol, ts",
+            [day_start(origin), end, read_symbols],
         )
         frame = compute_feature_table(history, catalogue, per_year).filter(
             (pl.col("ts") >= start) & (pl.col("ts") < end) & pl.col("symbol").is_in(symbols)
         )
+        # A day without every bar day since the origin gets NULL features; a higher interval's
+        # missing or incomplete features are NULL by the join already.
+        bars_complete = {key for key, s in status.items() if not s.lacks(bars)}
+        frame = null_incomplete_days(frame, bars_complete, [*catalogue.columns, *catalogue.flag_columns])
         for h in higher:
             frame = join_higher_interval(frame, _higher_rows(conn, h, catalogue, frame, start, end), h,
                                          INTERVAL_MINUTES[h], list(catalogue.higher_interval_features))
         by_day = frame.group_by(pl.col("ts").dt.date().alias("day")).agg(
             *[pl.col(c).sum().alias(c) for c in catalogue.flag_columns if c in frame.columns])
         daily = {str(row.pop("day")): {f"flagged_{k}": v for k, v in row.items()} for row in by_day.iter_rows(named=True)}
+        for key, figures in status_figures(status).items():
+            daily[key] = {**daily.get(key, {}), **figures}
         nulls = {c: n for c, n in zip(frame.columns, frame.null_count().row(0), strict=True) if n}
         return AssetOutput(
             [TableWrite(table, frame, params={"catalogue": catalogue_hash, "interval": interval},
                         prepare=lambda c, f: _evolve_schema(c, table, f))],
             daily=daily,
-            summary={"history_rows_read": history.height},
+            summary={"history_rows_read": history.height,
+                     "days_lookback_incomplete": len(status) - len(complete_days(status))},
             extra={"null_counts": dg.MetadataValue.json(nulls)},
-            also=[lambda c: feature_hashes(c, table, start, end, catalogue_hash)],
+            also=[lambda c: feature_hashes(c, table, start, end, catalogue_hash),
+                  lambda c: record_status(c, table, lookbacks, status)],
         )
 
     return features

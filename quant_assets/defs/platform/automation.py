@@ -6,13 +6,23 @@
   ``automation.intraday_refresh`` an hourly schedule also refreshes the current day when the
   partitions include it.
 - **Declarative downstream** (``automation.declarative_enabled``, default on): every asset but
-  the scheduled ``raw_candles`` and the polled ingestion sources follows its upstreams with
-  ``eager()`` (latest daily partition; not while a dependency is missing or in progress; an
-  unpartitioned dimension is built once when missing) and only once every blocking check of its
-  dependencies has passed.
+  the scheduled ``raw_candles`` and the polled ingestion sources follows its upstreams (an
+  unpartitioned dimension is built once when missing), only once every blocking check of its
+  existing dependency partitions has passed:
+
+  * the latest daily partition as ``eager()`` does (when a dependency updates or it goes
+    missing; not while its own day's dependencies are missing or anything it reads is in
+    progress). A missing *earlier* partition in a declared lookback (``lib.lookback``) does not
+    hold it back: it is built incomplete, NULL where that lookback is needed;
+  * any partition that exists is re-materialized when a partition it depends on through its
+    partition mapping was materialized after it (``eager()`` alone only ever looks at the latest
+    partition, and ignores updates made by a run that also targeted the asset), so a day that
+    lands late refreshes the later days whose lookback it is, and those refresh theirs in turn.
+
   So a new ``raw_candles`` partition pulls bars, features, signals, backtests and manifests after
-  it, stage by stage, and nothing runs downstream of a failed blocking check. Evaluated by the
-  ``default_automation_condition_sensor`` defined here.
+  it, stage by stage, a backfilled earlier day corrects the days after it, and nothing runs
+  downstream of a failed blocking check. Evaluated by the ``default_automation_condition_sensor``
+  defined here.
 - **Freshness**: bars and features carry a cron ``FreshnessPolicy``: materialized between
   midnight UTC and ``daily_at`` + ``freshness_grace_minutes`` each day (shown in the UI).
 - **Catalogue**: owners and a ``stage`` tag per stage group, applied centrally.
@@ -50,11 +60,64 @@ def daily_time(settings: Settings) -> tuple[int, int]:
     return int(hour), int(minute)
 
 
-def downstream_condition() -> dg.AutomationCondition:
-    """Follow upstream updates of the latest partition, never past a failed blocking check."""
+def latest_partition_condition() -> dg.AutomationCondition:
+    """``eager()``, except that only the partition's own day of each dependency must exist: a
+    missing earlier day of a lookback makes the partition incomplete, not unbuilt."""
+    c = dg.AutomationCondition
+    own_day_missing = c.any_deps_match(
+        c.missing() & ~c.will_be_requested() & c.in_latest_time_window()
+    ).with_label("own_day_dep_missing")
     return (
-        dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
-    ).with_label("eager_after_blocking_checks")
+        c.in_latest_time_window()
+        & (c.newly_missing() | c.any_deps_updated()).since_last_handled()
+        & ~own_day_missing
+        & ~c.any_deps_in_progress()
+        & ~c.in_progress()
+    ).with_label("eager_latest")
+
+
+def lookback_refresh_condition() -> dg.AutomationCondition:
+    """A partition that exists, once a partition it depends on (its own day's or one in its
+    lookback) was materialized after it: the late-landing day's effect on the days after it.
+
+    "After" is decided by materialization time, also when both landed within one tick (two
+    concurrent runs), so a range run that wrote the dependency first does not refresh anything.
+    It waits while a dependency is requested or in progress (a chain refreshes stage by stage,
+    each partition once) and does not retry a refresh that failed until the partition is
+    materialized again.
+    """
+    c = dg.AutomationCondition
+    stale = c.any_deps_match(c.newly_updated()).since(c.newly_updated()).with_label("dep_updated_after_it")
+    return (
+        stale
+        & ~c.missing()
+        & ~c.any_deps_match(c.will_be_requested()).with_label("any_deps_requested")
+        & ~c.any_deps_in_progress()
+        & ~c.in_progress()
+        & ~c.execution_failed()
+    ).with_label("refresh_when_lookback_updated")
+
+
+def existing_deps_blocking_checks_passed() -> dg.AutomationCondition:
+    """Every blocking check of every dependency partition that exists or is requested on this
+    tick has passed; a missing lookback day that nothing requests is no failure. (A dependency
+    requested on this tick has not passed its checks yet, so stages follow one another.)
+
+    Written as "no dependency partition fails": ``all_deps_match`` holds when *some* partition of
+    each dependency matches, which under a lookback mapping would let one good day hide a bad one.
+    """
+    c = dg.AutomationCondition
+    passed = c.all_checks_match(c.check_passed() | c.will_be_requested(), blocking_only=True)
+    failing = (~passed & (~c.missing() | c.will_be_requested())).with_label("blocking_check_not_passed")
+    return (~c.any_deps_match(failing)).with_label("all_existing_deps_blocking_checks_passed")
+
+
+def downstream_condition() -> dg.AutomationCondition:
+    """Follow upstream updates of the latest partition and refresh earlier partitions whose
+    lookback was updated, never past a failed blocking check."""
+    return (
+        (latest_partition_condition() | lookback_refresh_condition()) & existing_deps_blocking_checks_passed()
+    ).with_label("follow_upstream_after_blocking_checks")
 
 
 def build_when_missing() -> dg.AutomationCondition:

@@ -13,6 +13,7 @@ CANCELED in the instance, prints one line and exits 130 (143 for SIGTERM).
 """
 
 import argparse
+import dataclasses
 import errno
 import os
 import signal
@@ -511,6 +512,10 @@ def _demo(settings: "Settings", days: int, yes: bool = False) -> int:
 
     start, end = _check_days(settings, days, yes)
     _check_range(settings, start, end)
+    # Features are computed from the first partition (the origin): the demo's history starts at
+    # its first day, so that day is its origin; later commands on this data need the same one.
+    configured_origin = settings.start_date
+    settings = dataclasses.replace(settings, start_date=start)
     defs = build_definitions(settings)
     home = dagster_home()
     print(
@@ -518,6 +523,10 @@ def _demo(settings: "Settings", days: int, yes: bool = False) -> int:
         f"{', '.join(settings.candle_providers)}, partitions {start}..{end} ({(end - start).days + 1} days)"
     )
     print(f"  DuckDB: {settings.duckdb_path.resolve()}   Dagster instance: {home}")
+    env_prefix = f"QUANT_START_DATE={start} " if start != configured_origin else ""
+    if env_prefix:
+        print(f"  origin: partitions start at {start} for this demo (features are computed from the first "
+              f"partition); run later commands on this data with {env_prefix.strip()}")
     import dagster as dg
 
     graph = defs.resolve_asset_graph()
@@ -532,7 +541,7 @@ def _demo(settings: "Settings", days: int, yes: bool = False) -> int:
             return 1
     print()
     print_report(settings)
-    print(f"\nOpen the UI: quant ui   (then http://{UI_HOST}:{UI_PORT})")
+    print(f"\nOpen the UI: {env_prefix}quant ui   (then http://{UI_HOST}:{UI_PORT})")
     return 0
 
 

@@ -11,7 +11,7 @@ DAYS = ["2024-03-04", "2024-03-05", "2024-03-06"]
 
 @pytest.fixture
 def range_run(make_settings, defs_for):
-    settings = make_settings(env={"QUANT_BAR_INTERVALS": "1h,1d"})
+    settings = make_settings(env={"QUANT_BAR_INTERVALS": "1h,1d", "QUANT_START_DATE": DAYS[0]})  # the origin
     defs = defs_for(settings)
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(

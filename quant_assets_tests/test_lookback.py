@@ -5,7 +5,13 @@ from datetime import date, datetime
 import duckdb
 import pytest
 
-from quant_assets.lib.lookback import Lookback, compact, lookback_status, record_status, status_figures
+from quant_assets.lib.lookback import (
+    Lookback,
+    compact,
+    lookback_status,
+    record_status,
+    status_figures,
+)
 from quant_assets.partitions import SINCE_ORIGIN_DAYS
 from quant_assets.quant.calendar import Window
 from quant_assets.resources.migrations import apply_migrations

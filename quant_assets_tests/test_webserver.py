@@ -115,7 +115,7 @@ def test_webserver_serves_graph_checks_schedules_and_a_screenshot(ui_env, tmp_pa
         raw, bars = by_name["raw_candles"], by_name["bars_1h"]
         assert raw["isPartitioned"] and "Daily" in raw["partitionDefinition"]["description"]
         assert raw["owners"] == [{"team": "data-engineering"}] and "duckdb" in raw["kinds"]
-        assert bars["automationCondition"]["label"] == "eager_after_blocking_checks"
+        assert bars["automationCondition"]["label"] == "follow_upstream_after_blocking_checks"
         checks = {c["name"]: c for c in raw["assetChecksOrError"]["checks"]}
         assert checks["raw_candles_valid_ohlcv"]["blocking"]
         assert checks["raw_candles_valid_ohlcv"]["executionForLatestMaterialization"]["status"] == "SUCCEEDED"

@@ -92,7 +92,9 @@ def failure_lines(defs: dg.Definitions, result: dg.ExecuteInProcessResult,
             causes += [c.cause() for c in checks]
             continue
         error = event.step_failure_data.error
-        causes.append(f"{', '.join(assets) or event.step_key}: {cause_line(error) if error is not None else 'failed'}")
+        where = ", ".join(assets) or event.step_key
+        cause = cause_line(error) if error is not None else "failed"
+        causes.append(cause if cause.startswith(f"{where}: ") else f"{where}: {cause}")
     causes += [c.cause() for key, c in failed_checks.items() if key not in covered and c.severity == "ERROR"]
     if not causes:  # the run failed outside any step (e.g. while starting its resources)
         failure = result.get_run_failure_event()

@@ -277,6 +277,30 @@ def _fast_below_slow(pairs: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int
     return pairs
 
 
+def _increasing(values: tuple[int, ...]) -> tuple[int, ...]:
+    if list(values) != sorted(values):
+        raise _fail("not_increasing", f"{list(values)} is not in increasing order")
+    return values
+
+
+Horizons = Annotated[
+    tuple[Window, ...],
+    Field(min_length=1, description=f"a non-empty, increasing list of distinct horizons from 1 to {MAX_WINDOW} bars"),
+    AfterValidator(_distinct), AfterValidator(_increasing),
+]
+MomentumWindows = Annotated[
+    tuple[StdWindow, ...],
+    Field(min_length=1, description=f"a non-empty, increasing list of distinct windows from 2 to {MAX_WINDOW} bars"),
+    AfterValidator(_distinct), AfterValidator(_increasing),
+]
+Quantiles = _integer(2, 20, "an integer from 2 to 20 (equal-count buckets per bar)")
+Components = _integer(1, 50, "an integer from 1 to 50 (principal components)")
+Mads = _number("a number >= 0 of median absolute deviations (0: no winsorising)", ge=0)
+MarketSymbol = Annotated[str, Field(pattern=f"^$|{SYMBOL_PATTERN[1:-1]}",
+                                    description="a symbol BASE/QUOTE of the universe, or empty for the "
+                                                "feature catalogue's market_symbol")]
+
+
 Symbols = _list_of(Symbol, "a non-empty list of distinct ccxt symbols BASE/QUOTE such as BTC/USDT")
 FundingSymbols = _list_of(Symbol, "a list of distinct symbols BASE/QUOTE such as BTC/USDT (or [])", 0)
 BarIntervals = _list_of(Interval, f"a non-empty list of distinct intervals from {_choices(Interval)}, "
@@ -366,6 +390,34 @@ class BacktestSettings:
         if self.min_train_days > self.train_days:
             raise _rule("backtest.min_train_days", f"it exceeds backtest.train_days = {self.train_days}")
         return self
+
+
+@pydantic_dataclass(frozen=True, config=_SECTION)
+class FactorSettings:
+    """Cross-sectional factors on ``features.interval`` bars (see quant/factors.py). Windows in bars."""
+
+    momentum_windows: MomentumWindows = (24, 72, 168)  # momentum over w bars, skipping the latest bar
+    size_window: StdWindow = 24         # log dollar volume summed over this many bars
+    liquidity_window: StdWindow = 24    # Amihud illiquidity averaged over this many bars
+    volatility_window: StdWindow = 24   # low volatility: minus the std of log returns over this many bars
+    beta_window: StdWindow = 168        # beta to the market symbol over this many bars
+    winsor_mads: Mads = 3.0             # clip at the bar's median +- this many MADs (x 1.4826) before z-scoring
+    market_symbol: MarketSymbol = ""    # "" = the feature catalogue's market_symbol
+    orthogonalise: Flag = True          # also store <factor>_orth: residual on the others and on beta
+
+
+@pydantic_dataclass(frozen=True, config=_SECTION)
+class ResearchSettings:
+    """Validation, factor model and regimes (see quant/validation.py, factor_model.py, regimes.py)."""
+
+    horizons: Horizons = (1, 4, 24)     # forward-return horizons in bars
+    quantiles: Quantiles = 5            # equal-count buckets per bar, 1 = lowest
+    rolling_ic_bars: Window = 24        # rolling mean of IC in the tear sheet
+    pca_window: StdWindow = 168         # trailing bars of the returns panel the PCA is fitted on
+    pca_components: Components = 3      # principal components kept (explained variance, residuals)
+    regime_vol_window: StdWindow = 24   # realised volatility of the market symbol over this many bars
+    regime_history: StdWindow = 720     # trailing bars whose percentiles set low / normal / high
+    regime_corr_window: StdWindow = 72  # average pairwise correlation and market trend over this many bars
 
 
 @pydantic_dataclass(frozen=True, config=_SECTION)
@@ -470,6 +522,8 @@ class Config:
     bars: BarSettings = BarSettings()
     features: FeatureSettings = FeatureSettings()
     signals: SignalSettings = SignalSettings()
+    factors: FactorSettings = FactorSettings()
+    research: ResearchSettings = ResearchSettings()
     backtest: BacktestSettings = BacktestSettings()
     automation: AutomationSettings = AutomationSettings()
     alerts: AlertSettings = AlertSettings()
@@ -522,6 +576,8 @@ class Config:
             bars=self.bars,
             features=self.features,
             signals=self.signals,
+            factors=self.factors,
+            research=self.research,
             backtest=self.backtest,
             automation=self.automation,
             alerts=self.alerts,
@@ -567,6 +623,8 @@ class Settings:
     bars: BarSettings = BarSettings()
     features: FeatureSettings = FeatureSettings()
     signals: SignalSettings = SignalSettings()
+    factors: FactorSettings = FactorSettings()
+    research: ResearchSettings = ResearchSettings()
     backtest: BacktestSettings = BacktestSettings()
     automation: AutomationSettings = AutomationSettings()
     alerts: AlertSettings = AlertSettings()

@@ -13,6 +13,7 @@ from quant_assets.config import Settings, load_settings
 from quant_assets.defs import (
     backtests,
     bars,
+    factors,
     features,
     governance,
     ingestion,
@@ -25,8 +26,8 @@ from quant_assets.lib.providers import ProvidersResource
 from quant_assets.lib.sql_models import check_refs
 from quant_assets.resources.duckdb import QuantDuckDB
 
-STAGES = ("ingestion", "bars", "features", "signals", "research", "backtests", "governance")
-STAGE_PACKAGES = (ingestion, bars, features, signals, research, backtests, governance, platform)
+STAGES = ("ingestion", "bars", "features", "signals", "factors", "research", "backtests", "governance")
+STAGE_PACKAGES = (ingestion, bars, features, signals, factors, research, backtests, governance, platform)
 
 
 def resources_for(settings: Settings) -> dict[str, dg.ConfigurableResource]:

@@ -42,6 +42,7 @@ STAGE_OWNERS: dict[str, list[str]] = {
     "bars": ["team:data-engineering"],
     "features": ["team:quant-research"],
     "signals": ["team:quant-research"],
+    "factors": ["team:quant-research"],
     "research": ["team:quant-research"],
     "backtests": ["team:quant-research"],
     "governance": ["team:research-governance"],

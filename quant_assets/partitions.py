@@ -24,14 +24,17 @@ SINCE_ORIGIN_DAYS = 36_525
 """A lookback of a century of days: further back than any partition, so it reaches the origin."""
 
 
-def lookback_mapping(days: int | None) -> dg.TimeWindowPartitionMapping:
-    """A partition depends on the ``days`` partitions before it and on its own day; ``None``: on
-    every partition from the origin to its own. Days before the origin do not exist and are not
+def lookback_mapping(days: int | None, ahead: int = 0) -> dg.TimeWindowPartitionMapping:
+    """A partition depends on the ``days`` partitions before it, on its own day and on the
+    ``ahead`` partitions after it (research outputs judged on later bars); ``days=None``: on every
+    partition from the origin. Days before the origin or not yet closed do not exist and are not
     required."""
     if days is not None and days < 0:
         raise ValueError(f"a lookback counts days back, got {days}")
+    if ahead < 0:
+        raise ValueError(f"a look-ahead counts days forward, got {ahead}")
     return dg.TimeWindowPartitionMapping(
-        start_offset=-(SINCE_ORIGIN_DAYS if days is None else days), end_offset=0,
+        start_offset=-(SINCE_ORIGIN_DAYS if days is None else days), end_offset=ahead,
         allow_nonexistent_upstream_partitions=True,
     )
 

@@ -78,3 +78,18 @@ def test_compact_names_runs_of_days_and_the_mapping_reaches_the_origin():
     assert compact(days) == "2024-03-01..2024-03-03 (3 days), 2024-03-05, 2024-03-07..2024-03-08 (2 days)"
     assert -Lookback("bars_1h", None).dep().partition_mapping.start_offset == SINCE_ORIGIN_DAYS
     assert Lookback("bars_1h", None).first_day(date(2030, 1, 1), ORIGIN) == ORIGIN
+
+
+def test_a_lookahead_day_is_complete_only_once_the_days_after_it_are_there(conn):
+    window = Window(datetime(2024, 3, 1), datetime(2024, 3, 6))
+    status = lookback_status(conn, [Lookback("raw_candles", 0, ahead=1)], window, ORIGIN)
+    missing = {key: s.missing[0][1] for key, s in status.items()}
+    assert missing == {
+        "2024-03-01": (date(2024, 3, 2),),
+        "2024-03-02": (date(2024, 3, 2),),
+        "2024-03-03": (date(2024, 3, 4),),
+        "2024-03-04": (date(2024, 3, 4),),
+        "2024-03-05": (date(2024, 3, 6),),                  # its next day has not landed yet
+    }
+    dep = Lookback("raw_candles", 0, ahead=1).dep()
+    assert (dep.partition_mapping.start_offset, dep.partition_mapping.end_offset) == (0, 1)

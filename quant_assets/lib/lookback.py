@@ -4,7 +4,8 @@ when it was computed, and the dependency that makes Dagster refresh it when one 
 A daily asset whose values read earlier days declares one :class:`Lookback` per upstream asset:
 its own day and the ``days`` partitions before it, or (``days=None``) every partition from the
 origin (``partitions.start_date``, the first partition; nothing before it can exist) to its own
-day. :meth:`Lookback.dep` is the ``dg.AssetDep`` with the matching ``TimeWindowPartitionMapping``,
+day. A research output judged on later bars (forward returns) also reads the ``ahead`` days
+after its own: it is complete only once they exist, and refreshed when they land. :meth:`Lookback.dep` is the ``dg.AssetDep`` with the matching ``TimeWindowPartitionMapping``,
 so the graph knows the dependency and the automation (``defs/platform/automation.py``)
 re-materializes a partition when a partition in its lookback is updated.
 
@@ -43,20 +44,27 @@ class Lookback:
     upstream: str
     days: int | None
     complete: bool = False
+    ahead: int = 0
 
     def dep(self) -> dg.AssetDep:
-        return dg.AssetDep(self.upstream, partition_mapping=lookback_mapping(self.days))
+        return dg.AssetDep(self.upstream, partition_mapping=lookback_mapping(self.days, self.ahead))
 
     def describe(self) -> str:
         if self.days is None:
             span = "every day from the origin (partitions.start_date) to the partition's own"
         else:
             span = f"the partition's day and the {self.days} day{'s' if self.days != 1 else ''} before"
+        if self.ahead:
+            span += f", and the {self.ahead} day{'s' if self.ahead != 1 else ''} after (forward returns)"
         return f"{self.upstream}: {span}" + (", each complete itself" if self.complete else "")
 
     def first_day(self, day: date, origin: date) -> date:
         """The earliest upstream day that ``day`` reads (never before the origin)."""
         return origin if self.days is None else max(origin, day - timedelta(days=self.days))
+
+    def last_day(self, day: date) -> date:
+        """The latest upstream day that ``day`` reads."""
+        return day + timedelta(days=self.ahead)
 
 
 @dataclass(frozen=True)
@@ -131,11 +139,12 @@ def lookback_status(
         if not days:
             break
         first = min(lookback.first_day(d, origin) for d in days)
-        present = present_days(conn, lookback, first, days[-1])
-        span = (days[-1] - first).days + 1
+        last = lookback.last_day(days[-1])
+        present = present_days(conn, lookback, first, last)
+        span = (last - first).days + 1
         absent = [first + timedelta(days=i) for i in range(span) if first + timedelta(days=i) not in present]
         for d in days:
-            lo, hi = bisect_left(absent, lookback.first_day(d, origin)), bisect_right(absent, d)
+            lo, hi = bisect_left(absent, lookback.first_day(d, origin)), bisect_right(absent, lookback.last_day(d))
             missing[d].append((lookback.upstream, tuple(absent[lo:hi])))
     return {d.isoformat(): DayStatus(d.isoformat(), tuple(m)) for d, m in missing.items()}
 

@@ -1,4 +1,4 @@
-"""The ``quant`` command: demo, materialize, report, ui.
+"""The ``quant`` command: demo, materialize, report, research, ui.
 
 Runs go through a persistent Dagster instance in ``$DAGSTER_HOME`` (default ``.dagster_home``
 in the working directory, created on demand), so everything launched here shows up later in the
@@ -105,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
     mat.add_argument("--start", required=True, help="first partition, YYYY-MM-DD")
     mat.add_argument("--end", required=True, help="last partition, YYYY-MM-DD (inclusive)")
     sub.add_parser("report", help="summarise what the DuckDB file holds")
+    sub.add_parser("research", help="rank every signal and factor by |ICIR| with t-stats, IC decay and spreads")
     ui = sub.add_parser("ui", help=f"start the Dagster webserver and daemon on {UI_HOST}")
     ui.add_argument("--port", type=_port, default=UI_PORT, help=f"a free port, 1..65535 (default {UI_PORT})")
     return parser
@@ -144,6 +145,11 @@ def _run_command(args: argparse.Namespace) -> int:
         from quant_assets.report import print_report
 
         return print_report(settings)
+    if args.command == "research":
+        from quant_assets.report import print_report
+        from quant_assets.research_report import research_lines
+
+        return print_report(settings, research_lines)
     try:
         if args.command == "demo":
             return _demo(settings, args.days, args.yes)

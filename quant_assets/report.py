@@ -13,6 +13,7 @@ read); 75 the file is busy (a writer holds it: try again later, as EX_TEMPFAIL s
 
 import math
 import sys
+from collections.abc import Callable
 
 import duckdb
 import numpy as np
@@ -36,7 +37,8 @@ def report_tables(settings: Settings) -> list[str]:
     intervals = settings.bar_intervals
     return [
         "raw_candles", *(f"bars_{i}" for i in intervals), "bar_gaps",
-        *(f"features_{i}" for i in intervals), "signals", "signal_ic", "backtest_folds", "backtest_pnl",
+        *(f"features_{i}" for i in intervals), "signals", "signal_trades", "factors",
+        "signal_ic", "signal_summary", "factor_returns", "regimes", "backtest_folds", "backtest_pnl",
         "backtest_manifest", "experiment_registry",
     ]
 
@@ -91,23 +93,25 @@ def _backtest_lines(conn: duckdb.DuckDBPyConnection, settings: Settings) -> list
     return lines
 
 
-def read_report(settings: Settings) -> list[str]:
+def read_report(settings: Settings, lines_of: Callable[[duckdb.DuckDBPyConnection, Settings], list[str]] = report_lines
+                ) -> list[str]:
     """The report's lines; raises a one-line :class:`DuckDBFileError` when the file cannot be read."""
     path = str(settings.duckdb_path)
     with QuantDuckDB(database=path).connect(read_only=True) as conn:
         try:
-            return report_lines(conn, settings)
+            return lines_of(conn, settings)
         except duckdb.Error as exc:  # a block past the end, a checksum that does not match
             raise damaged_error(path, first_line(exc, 120)) from exc
 
 
-def print_report(settings: Settings) -> int:
+def print_report(settings: Settings,
+                 lines_of: Callable[[duckdb.DuckDBPyConnection, Settings], list[str]] = report_lines) -> int:
     """Print the summary; return an exit code (see the module doc), errors as one stderr line."""
     if not settings.duckdb_path.exists():
         print(f"no DuckDB file at {settings.duckdb_path} yet: run `quant demo` first")
         return EXIT_UNREADABLE
     try:
-        lines = read_report(settings)
+        lines = read_report(settings, lines_of)
     except DuckDBFileError as exc:
         print(f"quant: error: {exc}", file=sys.stderr)
         if isinstance(exc, DuckDBBusy):

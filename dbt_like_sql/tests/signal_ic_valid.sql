@@ -1,12 +1,15 @@
 -- check: signal_ic_valid
 -- asset: signal_ic
 -- severity: ERROR
--- description: One row per signal and day, IC and rank IC within [-1, 1] (or NULL when undefined; the bounds allow 1e-9 absolute, because a correlation computed in floating point can land a few ulps outside [-1, 1] and that is rounding, not a defect), and a pair count that never exceeds the signals of that day.
-SELECT i.day, i.signal_name, i.ic, i.rank_ic, i.n_obs, 'out of range or duplicated' AS problem
+-- description: One row per bar, signal and configured horizon; IC and rank IC finite and within [-1, 1] (1e-9 allowed for floating-point rounding of a correlation), and at least 3 symbols behind every IC.
+SELECT i.ts, i.signal_name, i.horizon, i.ic, i.rank_ic, i.n_assets,
+       CASE WHEN i.n_assets < 3 THEN 'fewer than 3 symbols'
+            WHEN NOT list_contains($horizons, i.horizon) THEN 'horizon not configured'
+            WHEN count(*) OVER (PARTITION BY i.ts, i.signal_name, i.horizon) > 1 THEN 'duplicate key'
+            ELSE 'IC not finite or outside [-1, 1]' END AS problem
 FROM {{ ref('signal_ic') }} AS i
-WHERE i.day >= $window_start AND i.day < $window_end
-  AND (NOT (coalesce(i.ic, 0) BETWEEN -1 - 1e-9 AND 1 + 1e-9)
-       OR NOT (coalesce(i.rank_ic, 0) BETWEEN -1 - 1e-9 AND 1 + 1e-9) OR i.n_obs < 0
-       OR (SELECT count(*) FROM {{ ref('signal_ic') }} AS j WHERE j.day = i.day AND j.signal_name = i.signal_name) > 1
-       OR i.n_obs > (SELECT count(*) FROM {{ ref('signals') }} AS s
-                     WHERE s.signal_name = i.signal_name AND s.ts >= i.day AND s.ts < i.day + INTERVAL 1 DAY))
+WHERE i.ts >= $window_start AND i.ts < $window_end
+QUALIFY i.n_assets < 3 OR NOT list_contains($horizons, i.horizon)
+     OR count(*) OVER (PARTITION BY i.ts, i.signal_name, i.horizon) > 1
+     OR NOT (isfinite(i.ic) AND isfinite(i.rank_ic))
+     OR abs(i.ic) > 1 + 1e-9 OR abs(i.rank_ic) > 1 + 1e-9

@@ -237,6 +237,7 @@ def bind_params(
         "max_gap_minutes": bars.max_gap_minutes, "return_z_max": bars.return_z_max,
         "max_staleness_minutes": bars.max_staleness_minutes,
         "providers": [*sorted(CANDLE_PROVIDER_FACTORIES), "other"],
+        "horizons": list(settings.research.horizons), "quantiles": settings.research.quantiles,
     }
     if interval:
         minutes = INTERVAL_MINUTES[interval]

@@ -295,6 +295,55 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         )
         """,
     ),
+    (
+        33,
+        "signal_validation",
+        # The day-pooled IC of next-bar log returns (migration 31) is kept, renamed, with its rows:
+        # the cross-sectional validation below measures something else (simple forward returns
+        # per horizon, across symbols per bar) and does not reinterpret it.
+        """
+        ALTER TABLE signal_ic RENAME TO signal_ic_daily_v1;
+        CREATE TABLE signal_ic (
+            ts TIMESTAMP NOT NULL,            -- the bar whose close the value is known at
+            signal_name VARCHAR NOT NULL,     -- a signal rule or a factor
+            kind VARCHAR NOT NULL CHECK (kind IN ('rule', 'factor')),
+            horizon INTEGER NOT NULL,         -- bars ahead: forward return close[t+h]/close[t]-1
+            ic DOUBLE NOT NULL,               -- Pearson across symbols at the bar
+            rank_ic DOUBLE NOT NULL,          -- Spearman (average ranks)
+            n_assets INTEGER NOT NULL,
+            PRIMARY KEY (ts, signal_name, horizon)
+        );
+        CREATE TABLE signal_ic_pooled (
+            day TIMESTAMP NOT NULL,           -- the UTC day whose (symbol, bar) pairs are pooled
+            signal_name VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL CHECK (kind IN ('rule', 'factor')),
+            horizon INTEGER NOT NULL,
+            ic DOUBLE,                        -- time-series IC, NULL when undefined
+            rank_ic DOUBLE,
+            n_obs BIGINT NOT NULL,
+            PRIMARY KEY (day, signal_name, horizon)
+        );
+        CREATE TABLE quantile_bar_returns (
+            ts TIMESTAMP NOT NULL,
+            signal_name VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL CHECK (kind IN ('rule', 'factor')),
+            horizon INTEGER NOT NULL,
+            quantile INTEGER NOT NULL,        -- 1 = lowest values
+            mean_return DOUBLE NOT NULL,      -- forward return demeaned by the bar's cross-sectional mean
+            n_assets INTEGER NOT NULL,
+            PRIMARY KEY (ts, signal_name, horizon, quantile)
+        );
+        CREATE TABLE signal_turnover (
+            ts TIMESTAMP NOT NULL,
+            signal_name VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL CHECK (kind IN ('rule', 'factor')),
+            rank_autocorr DOUBLE,             -- ranks at ts vs the previous grid bar
+            turnover_top DOUBLE,              -- share of the top quantile new since the previous bar
+            turnover_bottom DOUBLE,
+            PRIMARY KEY (ts, signal_name)
+        );
+        """,
+    ),
 )
 
 

@@ -1,0 +1,130 @@
+"""Research summary over the whole history: each signal's and factor's statistics per horizon,
+quantile returns, IC by regime and the tear sheet (core in ``quant.validation``).
+
+Unpartitioned: a summary is over every bar validated so far, recomputed from the per-bar tables
+whenever they change, so it never depends on which runs built them. ``quant research`` prints it.
+"""
+
+import dagster as dg
+import duckdb
+import polars as pl
+
+from quant_assets.config import Settings
+from quant_assets.lib.checks import Verdict, daily_check
+from quant_assets.lib.tear_sheet import window_tear_sheet
+from quant_assets.quant import validation as v
+from quant_assets.resources.duckdb import QuantDuckDB
+from quant_assets.resources.tables import (
+    preview_markdown,
+    query_frame,
+    registered,
+    table_exists,
+    transaction,
+)
+
+SUMMARY_TABLES = ("signal_summary", "quantile_returns", "signal_ic_by_regime")
+REGIME_COLUMNS = ("vol_regime", "dispersion_regime", "beta_state")
+VALIDATION_TABLES = ("signal_ic", "quantile_bar_returns", "signal_turnover")
+
+
+def _read(conn: duckdb.DuckDBPyConnection, table: str) -> pl.DataFrame:
+    return query_frame(conn, f"SELECT * FROM {table}") if table_exists(conn, table) else pl.DataFrame()
+
+
+def summary_frames(conn: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, pl.DataFrame]:
+    """The three summary tables computed from the per-bar validation tables (and ``regimes``)."""
+    ic, quantiles, turnover = (_read(conn, t) for t in VALIDATION_TABLES)
+    if ic.is_empty():
+        return {}
+    kinds = ic.select("signal_name", "kind").unique()
+    q = settings.research.quantiles
+    summary = v.signal_summary(
+        ic.drop("kind"), quantiles.drop("kind") if quantiles.height else quantiles,
+        turnover.select("ts", "signal_name", "rank_autocorr") if turnover.height else turnover,
+        turnover.select("ts", "signal_name", "turnover_top", "turnover_bottom") if turnover.height else turnover, q,
+    )
+    by_quantile = v.quantile_summary(quantiles.drop("kind")) if quantiles.height else pl.DataFrame()
+    regimes = _read(conn, "regimes")
+    by_regime = (v.ic_by_regime(ic.drop("kind"), regimes.select("ts", *REGIME_COLUMNS))
+                 if regimes.height and set(REGIME_COLUMNS) <= set(regimes.columns) else pl.DataFrame())
+
+    def labelled(frame: pl.DataFrame) -> pl.DataFrame:
+        if frame.is_empty():
+            return frame
+        joined = frame.join(kinds, on="signal_name", how="left")
+        return joined.select("signal_name", "kind", *[c for c in frame.columns if c != "signal_name"])
+
+    return {"signal_summary": labelled(summary), "quantile_returns": labelled(by_quantile),
+            "signal_ic_by_regime": labelled(by_regime), "_ic": ic, "_quantiles": quantiles}
+
+
+def _replace_table(conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    if frame.is_empty() and not frame.columns:
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        return
+    with registered(conn, "_summary_rows", frame):
+        conn.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _summary_rows")
+
+
+def build_summary(settings: Settings) -> dg.AssetsDefinition:
+    specs = [
+        dg.AssetSpec("signal_summary", group_name="research", deps=list(VALIDATION_TABLES), kinds={"python", "duckdb"},
+                     description=(
+                         "Per signal rule and factor and horizon, over every validated bar: n_periods, IC mean/std, "
+                         "ICIR = mean/std (ddof 1, not annualised), t = ICIR*sqrt(n), two-sided p, the same for rank "
+                         "IC, the mean top-minus-bottom quantile spread and its standard error, mean rank "
+                         "autocorrelation and top/bottom quantile turnover (alphalens conventions). The tear sheet "
+                         "over the whole history is in the metadata; `quant research` ranks it."),
+                     tags={"research_output": "true"}),
+        dg.AssetSpec("quantile_returns", group_name="research", deps=["quantile_bar_returns"], kinds={"python", "duckdb"},
+                     description=("Per signal, horizon and quantile: the mean over bars of the per-bar mean demeaned "
+                                  "forward return, its standard error and the number of bars."),
+                     tags={"research_output": "true"}),
+        dg.AssetSpec("signal_ic_by_regime", group_name="research", deps=["signal_ic", "regimes"],
+                     kinds={"python", "duckdb"},
+                     description=("The IC summary split by each regime label (volatility, dispersion, beta state) "
+                                  "of the bar the value was known at."),
+                     tags={"research_output": "true"}),
+    ]
+
+    @dg.multi_asset(name="research_summary", specs=specs, pool="duckdb")
+    def research_summary(context: dg.AssetExecutionContext, duckdb: QuantDuckDB):
+        with duckdb.connect() as conn:
+            frames = summary_frames(conn, settings)
+            with transaction(conn):
+                for table in SUMMARY_TABLES:
+                    _replace_table(conn, table, frames.get(table, pl.DataFrame()))
+        summary = frames.get("signal_summary", pl.DataFrame())
+        for table in SUMMARY_TABLES:
+            frame = frames.get(table, pl.DataFrame())
+            metadata = {"dagster/row_count": frame.height}
+            if table == "signal_summary" and summary.height:
+                ranked = summary.sort(pl.col("rank_icir").abs(), descending=True, nulls_last=True)
+                metadata["ranked_by_abs_rank_icir"] = dg.MetadataValue.md(preview_markdown(
+                    ranked.select("signal_name", "kind", "horizon", "n_periods", "rank_ic_mean", "rank_icir",
+                                  "t_stat", "p_value", "spread_mean"), 40))
+                ic = frames["_ic"]
+                first, last = ic["ts"].min(), ic["ts"].max()
+                metadata.update(window_tear_sheet(ic, frames["_quantiles"], f"all bars {first:%Y-%m-%d}..{last:%Y-%m-%d}",
+                                                  settings.research.rolling_ic_bars))
+            yield dg.MaterializeResult(asset_key=table, metadata=metadata)
+
+    return research_summary
+
+
+def summary_checks(settings: Settings) -> list[dg.AssetChecksDefinition]:
+    @daily_check(settings, asset="signal_summary", name="signal_summary_valid", partitioned=False,
+                 description=("One row per signal and horizon; IC means in [-1, 1] and finite; n_periods >= 1; "
+                              "t-statistics equal ICIR * sqrt(n_periods) within 1e-9."))
+    def signal_summary_valid(conn: duckdb.DuckDBPyConnection, _window) -> Verdict:
+        if not table_exists(conn, "signal_summary"):
+            return Verdict(True, {"rows": 0})
+        bad = conn.execute("""
+            SELECT count(*) FROM signal_summary
+            WHERE n_periods < 1 OR NOT isfinite(ic_mean) OR abs(ic_mean) > 1 + 1e-9 OR abs(rank_ic_mean) > 1 + 1e-9
+               OR (icir IS NOT NULL AND abs(t_stat - icir * sqrt(n_periods)) > 1e-9 * greatest(1, abs(t_stat)))
+        """).fetchone()[0]
+        dupes = conn.execute("SELECT count(*) - count(DISTINCT (signal_name, horizon)) FROM signal_summary").fetchone()[0]
+        return Verdict(bad == 0 and dupes == 0, {"invalid_rows": bad, "duplicate_keys": dupes})
+
+    return [signal_summary_valid]

@@ -87,7 +87,7 @@ PARAMS = {
     "window_start", "window_end", "base_interval", "base_minutes", "symbols", "bar_intervals",
     "roll_vol_window", "min_completeness", "max_gap_minutes", "return_z_max", "max_staleness_minutes",
     "interval", "interval_minutes", "n_expected", "bars_per_year", "lookback_start", "roll_span",
-    "providers", "asset",
+    "providers", "asset", "horizons", "quantiles",
 }
 INTERVAL_PARAMS = {"interval", "interval_minutes", "n_expected", "bars_per_year", "lookback_start", "roll_span"}
 WINDOW_PARAMS = {"window_start", "window_end", "lookback_start"}

@@ -28,7 +28,7 @@ from quant_assets.quant import validation as v
 from quant_assets.quant.forward_returns import forward_returns
 from quant_assets.resources.tables import ident, query_frame, table_exists
 
-RESEARCH_LABEL = {"research_output": "true", "look_ahead": "forward returns"}
+RESEARCH_LABEL = {"research_output": "true", "look_ahead": "forward_returns"}
 LEAK_NOTE = ("Forward returns look ahead by definition: a research output, never read by features, "
              "factors, signals or a backtest's training window.")
 

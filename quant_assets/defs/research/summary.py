@@ -37,20 +37,18 @@ def summary_frames(conn: duckdb.DuckDBPyConnection, settings: Settings) -> dict[
     if ic.is_empty():
         return {}
     kinds = ic.select("signal_name", "kind").unique()
-    q = settings.research.quantiles
+    plain_ic, plain_quantiles, plain_turnover = ic.drop("kind"), quantiles.drop("kind"), turnover.drop("kind")
     summary = v.signal_summary(
-        ic.drop("kind"), quantiles.drop("kind") if quantiles.height else quantiles,
-        turnover.select("ts", "signal_name", "rank_autocorr") if turnover.height else turnover,
-        turnover.select("ts", "signal_name", "turnover_top", "turnover_bottom") if turnover.height else turnover, q,
+        plain_ic, plain_quantiles, plain_turnover.select("ts", "signal_name", "rank_autocorr"),
+        plain_turnover.select("ts", "signal_name", "turnover_top", "turnover_bottom"), settings.research.quantiles,
     )
-    by_quantile = v.quantile_summary(quantiles.drop("kind")) if quantiles.height else pl.DataFrame()
+    by_quantile = v.quantile_summary(plain_quantiles)
     regimes = _read(conn, "regimes")
-    by_regime = (v.ic_by_regime(ic.drop("kind"), regimes.select("ts", *REGIME_COLUMNS))
-                 if regimes.height and set(REGIME_COLUMNS) <= set(regimes.columns) else pl.DataFrame())
+    if not set(REGIME_COLUMNS) <= set(regimes.columns):
+        regimes = pl.DataFrame(schema={"ts": pl.Datetime("us"), **dict.fromkeys(REGIME_COLUMNS, pl.Utf8)})
+    by_regime = v.ic_by_regime(plain_ic, regimes.select("ts", *REGIME_COLUMNS))
 
     def labelled(frame: pl.DataFrame) -> pl.DataFrame:
-        if frame.is_empty():
-            return frame
         joined = frame.join(kinds, on="signal_name", how="left")
         return joined.select("signal_name", "kind", *[c for c in frame.columns if c != "signal_name"])
 
@@ -59,7 +57,7 @@ def summary_frames(conn: duckdb.DuckDBPyConnection, settings: Settings) -> dict[
 
 
 def _replace_table(conn: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
-    if frame.is_empty() and not frame.columns:
+    if not frame.columns:  # nothing validated yet
         conn.execute(f"DROP TABLE IF EXISTS {table}")
         return
     with registered(conn, "_summary_rows", frame):

@@ -218,7 +218,9 @@ def cross_sectional_zscores(long: pl.DataFrame, winsor_mads: float) -> pl.DataFr
     frame = frame.with_columns((x - pl.col("_median")).abs().median().over(group).alias("_mad"))
     half = pl.lit(winsor_mads * MAD_SCALE) * pl.col("_mad")
     if winsor_mads > 0:
-        frame = frame.with_columns(x.clip(pl.col("_median") - half, pl.col("_median") + half).alias("value"))
+        frame = frame.with_columns(pl.when(pl.col("_mad") > 0)
+                                   .then(x.clip(pl.col("_median") - half, pl.col("_median") + half))
+                                   .otherwise(x).alias("value"))
     frame = frame.with_columns(
         x.count().over(group).alias("_n"), x.mean().over(group).alias("_mean"),
         x.std(ddof=1).over(group).alias("_std"), x.abs().max().over(group).alias("_scale"),

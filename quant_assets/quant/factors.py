@@ -9,7 +9,7 @@ absent. Returns: simple ``r_t = close_t / close_{t-1} - 1``, log ``ln(close_t / 
 Dollar volume is the bar's ``quote_volume`` (quote-currency volume), or ``close * volume`` where
 the quote volume is NULL.
 
-Raw factors (column :func:`raw_factors`), then each is z-scored across symbols per bar:
+Raw factors (:func:`raw_factors`, one column each), each then z-scored across symbols per bar:
 
 ==============  ==========================================================================
 ``mom_<w>``     ``close[t-1] / close[t-1-w] - 1``: momentum over ``w`` bars skipping the latest

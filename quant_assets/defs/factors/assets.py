@@ -121,7 +121,7 @@ def build_factors(settings: Settings) -> dg.AssetsDefinition:
             "WHERE ts >= ? AND ts < ? AND list_contains(?, symbol) ORDER BY symbol, ts",
             [start - timedelta(days=lookback.days or 0), end, symbols],
         )
-        frame = compute_factors(history, params, minutes, market, since=start).filter(pl.col("ts") < end)
+        frame = compute_factors(history, params, minutes, market, since=start)
         daily: dict[str, Figures] = dict(daily_figures(frame, params.names))
         for key, figures in status_figures(status).items():
             daily[key] = {**daily.get(key, {}), **figures}

@@ -69,3 +69,24 @@ def daily_lines_png(days: Sequence[date], series: dict[str, Sequence[float]], ti
         axis.legend(fontsize=7, ncol=min(4, len(series)))
     figure.autofmt_xdate()
     return figure_markdown(figure, title)
+
+
+def heatmap_png(labels: Sequence[str], matrix: Sequence[Sequence[float]], title: str,
+                vmin: float = -1.0, vmax: float = 1.0) -> str:
+    """A square matrix (e.g. correlations in [-1, 1]) as a diverging heat map, each cell written
+    in it; NaN cells are left blank."""
+    import numpy as np
+
+    values = np.asarray(matrix, dtype=float)
+    size = max(4.0, 0.45 * len(labels) + 1.5)
+    figure, axis = plt.subplots(figsize=(size + 1.2, size))
+    image = axis.imshow(np.ma.masked_invalid(values), cmap="RdBu_r", vmin=vmin, vmax=vmax)
+    axis.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
+    axis.set_yticks(range(len(labels)), labels, fontsize=7)
+    for (i, j), value in np.ndenumerate(values):
+        if np.isfinite(value):
+            axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=5,
+                      color="white" if abs(value) > 0.6 * max(abs(vmin), abs(vmax)) else "black")
+    figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
+    axis.set_title(title, fontsize=9)
+    return figure_markdown(figure, title)

@@ -13,7 +13,7 @@ from quant_assets.partitions import SINCE_ORIGIN_DAYS
 
 PACKAGE = Path(__file__).resolve().parents[1] / "quant_assets"
 SNAPSHOT = Path(__file__).resolve().parent / "snapshots" / "graph.json"
-STAGE_DIRS = ("ingestion", "bars", "features", "signals", "research", "backtests", "governance", "platform")
+STAGE_DIRS = ("ingestion", "bars", "features", "signals", "factors", "research", "backtests", "governance", "platform")
 
 
 def _module_name(path: Path) -> str:

@@ -103,7 +103,8 @@ def window_tear_sheet(ic: pl.DataFrame, quantiles: pl.DataFrame, label: str, rol
         "tear_sheet_ic_over_time": _ic_over_time(ic, names, horizon, rolling, label),
         "tear_sheet_ic_decay": _ic_decay(ic, names, label),
     }
-    if quantiles.height:
-        sheet["tear_sheet_quantile_returns"] = _quantile_bars(quantiles, names[0], label)
-        sheet["tear_sheet_cumulative_spread"] = _cumulative_spread(quantiles, names, horizon, label)
+    bucketed = [n for n in names if n in set(quantiles["signal_name"].to_list())]
+    if bucketed:  # a rule's discrete positions have no buckets (tied quantile edges)
+        sheet["tear_sheet_quantile_returns"] = _quantile_bars(quantiles, bucketed[0], label)
+        sheet["tear_sheet_cumulative_spread"] = _cumulative_spread(quantiles, bucketed, horizon, label)
     return {key: dg.MetadataValue.md(value) for key, value in sheet.items()}

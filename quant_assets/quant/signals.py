@@ -44,6 +44,7 @@ import polars as pl
 
 __all__ = [
     "RULES",
+    "Conditions",
     "SIGNAL_SCHEMA",
     "RuleDef",
     "atr_breakout",
@@ -104,34 +105,52 @@ def _crossover_expr(fast: int, slow: int) -> pl.Expr:
     )
 
 
-def hysteresis(valid: pl.Expr, enter: pl.Expr, exit_long: pl.Expr, exit_short: pl.Expr) -> pl.Expr:
+@dataclass(frozen=True)
+class Conditions:
+    """What a stateful rule decides on each bar (see :func:`hysteresis`)."""
+
+    valid: pl.Expr       # inputs exist on the bar
+    enter: pl.Expr       # +1 enter long, -1 enter short, 0 none
+    exit_long: pl.Expr   # a long held so far is closed on this bar
+    exit_short: pl.Expr  # a short held so far is closed on this bar
+
+
+def hysteresis(frame: pl.DataFrame, conditions: Conditions) -> pl.Series:
     """Stateful position per symbol from entry and exit conditions (rows sorted by symbol, ts).
 
-    ``enter`` is +1 (enter long), -1 (enter short) or 0 on each bar; ``exit_long`` /
-    ``exit_short`` are booleans. The position at bar t is the side of the latest entry at bar
-    s <= t if no exit of that side holds on a bar in (s, t], else 0; null where ``valid`` is false,
-    and such a bar restarts the state flat. Null conditions count as false.
+    The position at bar t is the side of the latest entry at bar s <= t if no exit of that side
+    holds on a bar in (s, t], else 0; null where ``valid`` is false, and such a bar restarts the
+    state flat. Null conditions count as false. The conditions are evaluated first, on the whole
+    frame (their own windows per symbol), and only then split into segments.
     """
-    start = (~valid) | (enter.fill_null(0) != 0)
-    segment = start.cast(pl.UInt32).cum_sum().over("symbol")
-    side = pl.when(valid).then(enter.fill_null(0)).otherwise(0).first().over("symbol", segment)
+    bars = frame.select(
+        pl.col("symbol"),
+        conditions.valid.fill_null(False).alias("valid"),
+        pl.when(conditions.valid).then(conditions.enter).otherwise(0).fill_null(0).alias("enter"),
+        conditions.exit_long.fill_null(False).alias("exit_long"),
+        conditions.exit_short.fill_null(False).alias("exit_short"),
+    )
+    valid, enter = pl.col("valid"), pl.col("enter")
+    segment = ((~valid) | (enter != 0)).cast(pl.UInt32).cum_sum().over("symbol")
+    side = enter.first().over("symbol", segment)
 
-    def exits_after_entry(cond: pl.Expr) -> pl.Expr:
-        k = cond.fill_null(False).cast(pl.UInt32)
+    def exits_after_entry(name: str) -> pl.Expr:
+        k = pl.col(name).cast(pl.UInt32)
         return (k.cum_sum() - k.first()).over("symbol", segment)
 
-    return (
+    return bars.select(
         pl.when(~valid).then(pl.lit(None, dtype=pl.Float64))
-        .when((side == 1) & (exits_after_entry(exit_long) == 0)).then(pl.lit(1.0))
-        .when((side == -1) & (exits_after_entry(exit_short) == 0)).then(pl.lit(-1.0))
+        .when((side == 1) & (exits_after_entry("exit_long") == 0)).then(pl.lit(1.0))
+        .when((side == -1) & (exits_after_entry("exit_short") == 0)).then(pl.lit(-1.0))
         .otherwise(pl.lit(0.0))
-    )
+        .alias("value")
+    ).to_series()
 
 
-def _rsi_expr(period: int, lower: float, upper: float) -> pl.Expr:
+def _rsi_conditions(period: int, lower: float, upper: float) -> Conditions:
     r = _num(f"rsi_{period}")
     enter = pl.when(r < lower).then(1).when(r > upper).then(-1).otherwise(0)
-    return hysteresis(r.is_not_null(), enter, r >= RSI_MIDLINE, r <= RSI_MIDLINE)
+    return Conditions(r.is_not_null(), enter, r >= RSI_MIDLINE, r <= RSI_MIDLINE)
 
 
 def donchian(channel: int) -> tuple[pl.Expr, pl.Expr]:
@@ -142,14 +161,14 @@ def donchian(channel: int) -> tuple[pl.Expr, pl.Expr]:
     return upper, lower
 
 
-def _atr_expr(channel: int, atr_period: int, factor: float) -> pl.Expr:
+def _atr_conditions(channel: int, atr_period: int, factor: float) -> Conditions:
     close, atr = _num("close"), _num(f"atr_{atr_period}")
     upper, lower = donchian(channel)
     mid = (upper + lower) / 2
     expanding = atr >= factor * atr.shift(channel).over("symbol")
     valid = close.is_not_null() & atr.is_not_null() & expanding.is_not_null() & upper.is_not_null() & lower.is_not_null()
     enter = pl.when(expanding & (close > upper)).then(1).when(expanding & (close < lower)).then(-1).otherwise(0)
-    return hysteresis(valid, enter, close < mid, close > mid)
+    return Conditions(valid, enter, close < mid, close > mid)
 
 
 def _check_rsi(period: int, lower: float, upper: float) -> tuple[int, float, float]:
@@ -177,7 +196,8 @@ class RuleDef:
     ``check(**params)`` validates and normalises the parameters (``ValueError`` naming the bad
     one); ``features(**params)`` are the ``features_<interval>`` columns it needs;
     ``columns(**params)`` every column it reads on the decision bar (features and bars), the
-    ones hashed into a round trip's ``entry_feature_hash``.
+    ones hashed into a round trip's ``entry_feature_hash``. ``expr(**params)`` is the position
+    of a stateless rule (an expression) or the :class:`Conditions` of a stateful one.
     """
 
     prefix: str  # default signal names: <prefix>_<param values>
@@ -185,7 +205,7 @@ class RuleDef:
     check: Callable[..., tuple[Any, ...]]
     features: Callable[..., tuple[str, ...]]
     columns: Callable[..., tuple[str, ...]]
-    expr: Callable[..., pl.Expr]
+    expr: Callable[..., pl.Expr | Conditions]
     doc: str
 
     def validate(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -204,14 +224,14 @@ RULES: dict[str, RuleDef] = {
         "rsi_mean_reversion", ("period", "lower", "upper"), _check_rsi,
         lambda period, lower, upper: (f"rsi_{period}",),
         lambda period, lower, upper: (f"rsi_{period}",),
-        lambda period, lower, upper: _rsi_expr(period, lower, upper),
+        lambda period, lower, upper: _rsi_conditions(period, lower, upper),
         "long below lower until RSI >= 50, short above upper until RSI <= 50",
     ),
     "atr_breakout": RuleDef(
         "atr_breakout", ("channel", "atr_period", "factor"), _check_atr,
         lambda channel, atr_period, factor: (f"atr_{atr_period}",),
         lambda channel, atr_period, factor: ("close", "high", "low", f"atr_{atr_period}"),
-        lambda channel, atr_period, factor: _atr_expr(channel, atr_period, factor),
+        lambda channel, atr_period, factor: _atr_conditions(channel, atr_period, factor),
         "close through the previous-channel Donchian band while ATR >= factor x ATR channel bars ago; "
         "exit through the midline",
     ),
@@ -223,7 +243,10 @@ def rule_positions(frame: pl.DataFrame, rule: str, params: Mapping[str, Any]) ->
     definition = RULES[rule]
     checked = definition.validate(params)
     _require(frame, ["symbol", *definition.columns(**checked)])
-    return frame.select(definition.expr(**checked).alias("value")).to_series()
+    rule_expr = definition.expr(**checked)
+    if isinstance(rule_expr, Conditions):
+        return hysteresis(frame, rule_expr)
+    return frame.select(rule_expr.alias("value")).to_series()
 
 
 def long_signals(frame: pl.DataFrame, positions: pl.DataFrame) -> pl.DataFrame:

@@ -270,13 +270,6 @@ def _hh_mm(value: str) -> str:
     return f"{int(match.group(1)):02d}:{match.group(2)}"
 
 
-def _fast_below_slow(pairs: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
-    for fast, slow in pairs:
-        if fast >= slow:
-            raise _fail("fast_not_below_slow", f"[{fast}, {slow}] has fast >= slow")
-    return pairs
-
-
 def _increasing(values: tuple[int, ...]) -> tuple[int, ...]:
     if list(values) != sorted(values):
         raise _fail("not_increasing", f"{list(values)} is not in increasing order")
@@ -309,12 +302,6 @@ BarIntervals = _list_of(Interval, f"a non-empty list of distinct intervals from 
                                   "each a multiple of intervals.base")
 Spans = _list_of(Window, f"a non-empty list of distinct spans from 1 to {MAX_WINDOW} bars")
 Periods = _list_of(Window, f"a non-empty list of distinct periods from 1 to {MAX_WINDOW} bars")
-EmaPairs = Annotated[
-    tuple[tuple[Window, Window], ...],
-    Field(min_length=1, description="a non-empty list of distinct [fast, slow] EMA spans from features.ema_spans "
-                                    "with fast < slow"),
-    AfterValidator(_distinct), AfterValidator(_fast_below_slow),
-]
 CandleProviders = _list_of(CandleProvider, f"a non-empty list of distinct candle providers from {_choices(CandleProvider)}")
 SpotProviders = _list_of(SpotProvider, f"a non-empty list of distinct spot providers from {_choices(SpotProvider)}")
 DexProviders = _list_of(DexProvider, f"a list of distinct DEX providers from {_choices(DexProvider)} (or [])", 0)
@@ -326,6 +313,8 @@ StartDate = Annotated[date, BeforeValidator(_iso_date), Field(description="a dat
 DailyAt = Annotated[str, AfterValidator(_hh_mm), Field(description="a time HH:MM (UTC)")]
 CataloguePath = Annotated[str, BeforeValidator(lambda v: "" if v is None else v), AfterValidator(_existing_file),
                           Field(description="the path of a feature catalogue YAML file, or empty for the packaged one")]
+SignalCataloguePath = Annotated[str, BeforeValidator(lambda v: "" if v is None else v), AfterValidator(_existing_file),
+                                Field(description="the path of a signal catalogue YAML file, or empty for the packaged one")]
 DataDir = _optional_path("a directory path", _not_a_file)
 DuckDBPath = _optional_path("a file path", _not_a_dir)
 FilesDir = _optional_path("a directory of candle files (the files and binance_archive providers read it)", _not_a_file)
@@ -377,7 +366,21 @@ class FeatureSettings:
 
 @pydantic_dataclass(frozen=True, config=_SECTION)
 class SignalSettings:
-    ema_pairs: EmaPairs = ((9, 21), (21, 50), (9, 50))
+    """Which trading rules the signals asset runs (see quant/signal_catalogue.py)."""
+
+    catalogue: SignalCataloguePath = ""  # signal catalogue YAML; "" = the packaged quant_assets/signal_catalogue.yaml
+
+    @model_validator(mode="after")
+    def _catalogue_parses(self) -> SignalSettings:
+        """A named catalogue is read now, so a bad line fails at load rather than when the graph is built."""
+        if self.catalogue:
+            from quant_assets.quant.signal_catalogue import SignalCatalogueError, load_signal_catalogue
+
+            try:
+                load_signal_catalogue(self.catalogue)
+            except SignalCatalogueError as exc:
+                raise _rule("signals.catalogue", str(exc).splitlines()[0]) from None
+        return self
 
 
 @pydantic_dataclass(frozen=True, config=_SECTION)
@@ -539,17 +542,27 @@ class Config:
                 raise _rule("intervals.bars", f"{bar} is not a multiple of the base interval {base}")
         if self.features.interval not in self.intervals.bars:
             raise _rule("features.interval", f"intervals.bars is {list(self.intervals.bars)}")
-        for pair in self.signals.ema_pairs:
-            for span in pair:
-                if span not in self.features.ema_spans:
-                    raise _rule("signals.ema_pairs",
-                                f"EMA {span} is not in features.ema_spans {list(self.features.ema_spans)}")
+        self._signals_find_their_features()
         if "simulator" in self.providers.candles and self.partitions.start_date < SIMULATOR_EPOCH:
             raise _rule("partitions.start_date", f"the simulator starts on {SIMULATOR_EPOCH.isoformat()}")
         needs_files = [p for p in self.providers.candles if p in FILE_PROVIDERS]
         if needs_files and (self.providers.files_dir is None or not self.providers.files_dir.is_dir()):
             raise _rule("providers.files_dir", f"the {needs_files[0]} candle provider needs an existing directory")
         return self
+
+    def _signals_find_their_features(self) -> None:
+        """Every feature column a signal's rule reads is one the feature catalogue produces."""
+        from quant_assets.quant.feature_catalogue import CatalogueError, load_catalogue
+        from quant_assets.quant.signal_catalogue import SignalCatalogueError, load_signal_catalogue
+
+        cfg = self.features
+        try:
+            columns = load_catalogue(cfg.catalogue or None).ensure(cfg.ema_spans, cfg.rsi_periods, cfg.vol_window).columns
+            load_signal_catalogue(self.signals.catalogue or None).require_features(columns)
+        except SignalCatalogueError as exc:
+            raise _rule("signals.catalogue", str(exc).splitlines()[0]) from None
+        except CatalogueError as exc:  # the packaged feature catalogue; a named one failed already
+            raise _rule("features.catalogue", str(exc).splitlines()[0]) from None
 
     def settings(self) -> Settings:
         """The typed view the platform reads."""

@@ -24,7 +24,7 @@ CASES = [
     ("intervals: {base: 3m}", "intervals.base"),
     ("universe: {symbols: [btc]}", "universe.symbols"),
     ("partitions: {start_date: 2024-02-30}", "partitions.start_date"),
-    ("signals: {ema_pairs: [[21, 9]]}", "signals.ema_pairs"),
+    ("signals: {catalogue: /nonexistent/signals.yaml}", "signals.catalogue"),
     ("features: {interval: 4h}", "features.interval"),
     ("resilience: {timeout_s: 0}", "resilience.timeout_s"),
     ("alerts: {ui_url: 'not a url'}", "alerts.ui_url"),

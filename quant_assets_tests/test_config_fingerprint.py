@@ -7,15 +7,17 @@ commit 7d603de, before the pydantic rewrite) by running, from a directory withou
     load_settings(env={"QUANT_CONFIG": <NON_DEFAULT written to a file>}).fingerprint()
 
 If one of them changes, every stored manifest's config hash changes with it: do not update the
-constants unless the set of data-shaping settings changes on purpose.
+constants unless the set of data-shaping settings changes on purpose. They last changed when
+``signals.ema_pairs`` gave way to ``signals.catalogue`` (issue 10): recomputed the same way, with
+the NON_DEFAULT file's ``signals.yaml`` written as below.
 """
 
 import pytest
 
 from quant_assets.config import load_settings
 
-DEFAULT_FINGERPRINT = "8733103cfffde280ae4592dff2c86291e8848778c2ec6d80a62255ada20bff69"
-NON_DEFAULT_FINGERPRINT = "ea60508cfc87c3dc5c5ef17c43347a46e9f3e3037f07171221fcd0baa8861686"
+DEFAULT_FINGERPRINT = "8112a4b7b7e75538e92b409ed2dd93b1c5bb70479c2ff1829965e6cd7f39a276"
+NON_DEFAULT_FINGERPRINT = "f9545a0cd4aa1419a8eff80be82ecde2d35b26c06eb7161ab0567d82ad567e5d"
 
 # Touches every data-shaping section; ints where floats belong (timeout_s: 5, fee_bps: 2) and a
 # trailing slash on a base URL check that values are normalised exactly as before.
@@ -55,7 +57,7 @@ features:
   rsi_periods: [7, 14]
   vol_window: 12
 signals:
-  ema_pairs: [[5, 20], [20, 60]]
+  catalogue: signals.yaml
 backtest:
   train_days: 30
   min_train_days: 10
@@ -76,6 +78,14 @@ def _no_local_quant_yaml(tmp_path, monkeypatch):
 
 def test_default_fingerprint_is_unchanged():
     assert load_settings(env={}).fingerprint() == DEFAULT_FINGERPRINT
+
+
+@pytest.fixture(autouse=True)
+def _signal_catalogue(tmp_path):
+    """``signals.catalogue: signals.yaml`` is read relative to the working directory, ``tmp_path``."""
+    (tmp_path / "signals.yaml").write_text(
+        "signals:\n  - {rule: ema_crossover, params: {fast: 5, slow: 20}}\n"
+        "  - {rule: ema_crossover, params: {fast: 20, slow: 60}}\n")
 
 
 def test_non_default_fingerprint_is_unchanged(tmp_path):

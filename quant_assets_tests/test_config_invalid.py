@@ -89,8 +89,7 @@ def test_integers_refuse_booleans_fractions_and_other_types(tmp_path, key, value
     ("providers.dex_pairs", "[solana]"), ("providers.dex_pairs", "''"), ("providers.funding_symbols", "[btc]"),
     ("features.ema_spans", "[]"), ("features.ema_spans", "[9, 9]"), ("features.ema_spans", "[9, 0]"),
     ("features.ema_spans", "[9, 2.5]"), ("features.rsi_periods", "[true]"),
-    ("signals.ema_pairs", "[]"), ("signals.ema_pairs", "[[9]]"), ("signals.ema_pairs", "[9, 21]"),
-    ("signals.ema_pairs", "[[21, 9]]"), ("signals.ema_pairs", "[[9, 21], [9, 21]]"), ("signals.ema_pairs", "[[9, 21, 50]]"),
+    ("signals.catalogue", "[]"), ("signals.catalogue", "[a.yaml]"),
 ])
 def test_lists(tmp_path, key, value):
     assert _error(tmp_path, _yaml(key, value)).startswith(f"config key '{key}' = ")
@@ -181,15 +180,6 @@ def test_a_config_path_that_is_a_directory(tmp_path):
     ("intervals: {bars: [5m, 15m]}",
      "config key 'features.interval' = '1h' must be one of the bar intervals (intervals.bars); "
      "intervals.bars is ['5m', '15m']"),
-    ("signals: {ema_pairs: [[21, 9]]}",
-     "config key 'signals.ema_pairs' = [[21, 9]] must be a non-empty list of distinct [fast, slow] EMA spans from "
-     "features.ema_spans with fast < slow; [21, 9] has fast >= slow"),
-    ("signals: {ema_pairs: [[9, 22]]}",
-     "config key 'signals.ema_pairs' = [[9, 22]] must be a non-empty list of distinct [fast, slow] EMA spans from "
-     "features.ema_spans with fast < slow; EMA 22 is not in features.ema_spans [9, 21, 50]"),
-    ("features: {ema_spans: [5, 20]}",  # the default pairs name spans 9, 21, 50
-     "config key 'signals.ema_pairs' = [[9, 21], [21, 50], [9, 50]] must be a non-empty list of distinct "
-     "[fast, slow] EMA spans from features.ema_spans with fast < slow; EMA 9 is not in features.ema_spans [5, 20]"),
     ("backtest: {train_days: 3, min_train_days: 5}",
      "config key 'backtest.min_train_days' = 5 must be a whole number of days from 1 to 3650; "
      "it exceeds backtest.train_days = 3"),
@@ -208,10 +198,10 @@ def test_rules_across_keys_hold_when_met(tmp_path):
     candles.mkdir()
     s = load_settings(env={}, overrides={
         "intervals": {"base": "5m", "bars": ["15m", "4h"]}, "features": {"interval": "4h", "ema_spans": [5, 20]},
-        "signals": {"ema_pairs": [[5, 20]]}, "backtest": {"train_days": 5, "min_train_days": 5},
+        "backtest": {"train_days": 5, "min_train_days": 5},
         "partitions": {"start_date": "2015-01-01"}, "providers": {"candles": ["files"], "files_dir": str(candles)},
     })
-    assert s.signals.ema_pairs == ((5, 20),) and s.ingestion.files_dir == candles
+    assert s.signals.catalogue == "" and s.ingestion.files_dir == candles
 
 
 @pytest.mark.parametrize(("text", "needle"), [

@@ -1,7 +1,7 @@
 """Manifests: what produced a walk-forward fold's numbers, as one canonical JSON document.
 
 A manifest names the git commit and dirty flag, package versions, the hash of the data-shaping
-settings, the content hash of every input partition the fold read (the training window and the
+settings, the SHA-256 of the signal and feature catalogues in force, the content hash of every input partition the fold read (the training window and the
 fold's day), the parameter hashes and the fold's metrics. Its own hash is SHA-256 of its
 canonical JSON (sorted keys), so two manifests with the same hash describe reproducible-identical
 results. Nothing secret is in a manifest: settings hold none.
@@ -17,6 +17,8 @@ from typing import Any
 import polars as pl
 
 from quant_assets.config import Settings
+from quant_assets.quant.feature_catalogue import load_catalogue
+from quant_assets.quant.signal_catalogue import load_signal_catalogue
 
 
 def experiment_id(settings: Settings) -> str:
@@ -26,12 +28,22 @@ def experiment_id(settings: Settings) -> str:
 
 def hypothesis(settings: Settings) -> str:
     bt = settings.backtest
+    catalogue = load_signal_catalogue(settings.signals.catalogue or None)
+    rules = ", ".join(f"{s.name} ({s.rule})" for s in catalogue.signals)
     return (
-        f"Trend following on {settings.features.interval} bars of {len(settings.symbols)} symbols: "
-        f"EMA-crossover rules {[list(p) for p in settings.signals.ema_pairs]} re-selected each day by "
-        f"Sharpe over the previous {bt.train_days} days earn a positive out-of-sample return after "
-        f"{bt.fee_bps} bps fees and {bt.slippage_bps} bps slippage."
+        f"On {settings.features.interval} bars of {len(settings.symbols)} symbols, the signal catalogue's rules "
+        f"[{rules}] re-selected each day by Sharpe over the previous {bt.train_days} days earn a positive "
+        f"out-of-sample return after {bt.fee_bps} bps fees and {bt.slippage_bps} bps slippage."
     )
+
+
+def catalogue_hashes(settings: Settings) -> dict[str, str]:
+    """SHA-256 of the signal catalogue and of the feature catalogue (with the settings' EMAs, RSIs
+    and volatility ensured, as the features asset builds it): what the fold's rules and inputs were."""
+    cfg = settings.features
+    features = load_catalogue(cfg.catalogue or None).ensure(cfg.ema_spans, cfg.rsi_periods, cfg.vol_window)
+    return {"signal_catalogue": load_signal_catalogue(settings.signals.catalogue or None).fingerprint(),
+            "feature_catalogue": features.fingerprint()}
 
 
 def canonical_hash(document: dict[str, Any]) -> str:
@@ -73,6 +85,7 @@ def fold_manifest(
         "git": {"commit": commit, "dirty": dirty},
         "packages": versions,
         "config_hash": settings.fingerprint(),
+        "catalogue_hashes": catalogue_hashes(settings),
         "parameter_hashes": params,
         "inputs": inputs,
         "metrics": metrics,

@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from quant_assets.config import INTERVAL_MINUTES, Settings, bars_per_year
+from quant_assets.defs.signals.assets import signal_catalogue
 from quant_assets.lib.partitioned import AssetOutput, TableWrite, WindowStep, daily_multi_asset
 from quant_assets.lib.plots import equity_drawdown_png
 from quant_assets.partitions import training_window_mapping
@@ -39,7 +40,7 @@ def load_panel(conn: Any, settings: Settings, start: datetime, end: datetime
         "SELECT signal_name, symbol, ts, value FROM signals WHERE ts >= ? AND ts < ? AND list_contains(?, symbol)",
         [start, end, symbols],
     )
-    names = [f"ema_cross_{fast}_{slow}" for fast, slow in settings.signals.ema_pairs]
+    names = signal_catalogue(settings).names
     candidates = {name: to_wide(frame, signals.filter(pl.col("signal_name") == name), "value", symbols)
                   for name in names}
     return grid, to_wide(frame, bars, "ret", symbols), candidates
@@ -86,7 +87,7 @@ def build_backtest(settings: Settings) -> dg.AssetsDefinition:
         start, end = step.window
         grid, returns, candidates = load_panel(step.conn, settings, start - timedelta(days=bt.train_days) - step_size, end)
         folds, pnl = walk_forward([d.start for d in step.window.days()], grid, returns, candidates, spec)
-        params = {"backtest": bt.__dict__, "interval": interval, "pairs": settings.signals.ema_pairs}
+        params = {"backtest": bt.__dict__, "interval": interval, "signals": signal_catalogue(settings).fingerprint()}
         return {
             "backtest_folds": _folds_output(folds, params),
             "backtest_pnl": _pnl_output(step, pnl, params),

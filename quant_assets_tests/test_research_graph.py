@@ -48,7 +48,8 @@ def _run(defs: dg.Definitions, selection, days: list[str]) -> dg.ExecuteInProces
 def _upstream_of_research(defs: dg.Definitions) -> dg.AssetSelection:
     graph = defs.resolve_asset_graph()
     research = dg.AssetSelection.groups("research").resolve(graph)
-    return dg.AssetSelection.assets(*research).upstream() - dg.AssetSelection.groups("research")
+    upstream = dg.AssetSelection.assets(*research).upstream() - dg.AssetSelection.groups("research")
+    return upstream.required_multi_asset_neighbors()
 
 
 @pytest.fixture(scope="module")

@@ -374,7 +374,10 @@ class SignalSettings:
     def _catalogue_parses(self) -> SignalSettings:
         """A named catalogue is read now, so a bad line fails at load rather than when the graph is built."""
         if self.catalogue:
-            from quant_assets.quant.signal_catalogue import SignalCatalogueError, load_signal_catalogue
+            from quant_assets.quant.signal_catalogue import (
+                SignalCatalogueError,
+                load_signal_catalogue,
+            )
 
             try:
                 load_signal_catalogue(self.catalogue)

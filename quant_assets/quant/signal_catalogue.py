@@ -156,7 +156,8 @@ def parse_signal_catalogue(raw: Any, source: str = "<memory>", lines: list[int] 
     seen: dict[str, SignalSpec] = {}
     for spec in specs:
         if spec.name in seen:
-            raise SignalCatalogueError(f"{spec.where}: signal name {spec.name} is already used at {seen[spec.name].where}")
+            first_line = seen[spec.name].where.rsplit(":", 1)[1]
+            raise SignalCatalogueError(f"{spec.where}: signal name {spec.name} is already used on line {first_line}")
         seen[spec.name] = spec
     return SignalCatalogue(specs, source)
 

@@ -31,7 +31,13 @@ import duckdb
 import polars as pl
 
 from quant_assets.config import Settings
-from quant_assets.lib.lookback import Lookback, complete_days, lookback_status, record_status, status_figures
+from quant_assets.lib.lookback import (
+    Lookback,
+    complete_days,
+    lookback_status,
+    record_status,
+    status_figures,
+)
 from quant_assets.lib.partitioned import AssetOutput, TableWrite, WindowStep, daily_multi_asset
 from quant_assets.quant.calendar import day_start
 from quant_assets.quant.signal_catalogue import SignalCatalogue, load_signal_catalogue

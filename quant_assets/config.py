@@ -770,7 +770,7 @@ def _apply_overrides(raw: dict[str, Any], overrides: Mapping[str, Any], sources:
 
 
 ECHO, PATH_ECHO = 80, 160  # characters of a value (of a path) repeated in an error line
-_PATH_KEYS = ("data_dir", "duckdb_path", "providers.files_dir", "trades.directory", "features.catalogue")
+_PATH_KEYS = ("data_dir", "duckdb_path", "providers.files_dir", "trades.directory", "features.catalogue", "signals.catalogue")
 
 
 def _clip(text: str, limit: int) -> str:

@@ -138,7 +138,7 @@ def test_blocking_sql_checks_catch_a_bad_feature_value(make_settings, defs_for, 
         conn.execute("UPDATE features_1h SET rsi_14 = 150 WHERE ts = ?::TIMESTAMP + INTERVAL 20 HOUR", [DAYS[0]])
     key = dg.AssetCheckKey(dg.AssetKey("features_1h"), "features_1h_finite")
     # the check and the features' consumer: the failing blocking check must stop signals
-    selection = dg.AssetSelection.checks(key) | dg.AssetSelection.assets("signals")
+    selection = dg.AssetSelection.checks(key) | dg.AssetSelection.assets("signals", "signal_trades")
     result = materialize(defs, partition_key=DAYS[0], selection=selection, raise_on_error=False)
     (evaluation,) = result.get_asset_check_evaluations()
     assert not evaluation.passed and evaluation.metadata["failing_rows"].value == len(s.symbols)

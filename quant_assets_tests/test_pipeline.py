@@ -53,9 +53,12 @@ def test_two_consecutive_partitions_hold_real_values_and_rematerialize_identical
         fold = conn.execute("SELECT status, total_return, max_drawdown, n_bars FROM backtest_folds WHERE fold = ?", [DAY2]).fetchone()
         assert fold[0] == "OK" and math.isfinite(fold[1]) and 0 <= fold[2] <= 1 and fold[3] == 24
         assert conn.execute("SELECT status FROM backtest_folds WHERE fold = ?", [DAY1]).fetchone()[0] == "SKIPPED_INSUFFICIENT_HISTORY"
-        ic = conn.execute("SELECT count(*), count(ic), min(ic), max(ic) FROM signal_ic").fetchone()
-        # One row per signal present that day (EMA 50 needs 50 hourly bars: only 9/21 exists yet);
-        assert ic[0] == 2 and ic[1] >= 1 and -1 <= ic[2] <= ic[3] <= 1  # NULL when the signal is constant
+        # Cross-sectional IC per bar: three symbols, every horizon, rules and factors alike.
+        ic = conn.execute("SELECT count(*), min(n_assets), max(n_assets), min(least(ic, rank_ic)), "
+                          "max(greatest(ic, rank_ic)), count(DISTINCT horizon), count(DISTINCT kind) FROM signal_ic").fetchone()
+        assert ic[0] > 100 and ic[1] == ic[2] == 3 and -1 <= ic[3] <= ic[4] <= 1 and ic[5] >= 2 and ic[6] == 2
+        pooled = conn.execute("SELECT count(*), min(n_obs) FROM signal_ic_pooled WHERE day = ?", [DAY1]).fetchone()
+        assert pooled[0] > 0 and pooled[1] >= 3
         manifest = conn.execute("SELECT git_commit, length(config_hash) FROM backtest_manifest WHERE partition_key = ?", [DAY2]).fetchone()
         assert manifest[0] and manifest[1] == 64
         before = {t: table_digest(conn, t) for t in [*report_tables(settings), "partition_hashes"]}

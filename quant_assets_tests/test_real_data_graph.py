@@ -48,7 +48,7 @@ def gated(tmp_path_factory) -> tuple[Settings, dg.Definitions]:
         "partitions": {"start_date": "2024-03-03"}, "backtest": {"train_days": 1, "min_train_days": 1},
     })
     defs = build_definitions(settings)
-    selection = dg.AssetSelection.assets("backtest_pnl", "backtest_folds", "signal_ic").upstream()
+    selection = dg.AssetSelection.assets("backtest_pnl", "backtest_folds", "signal_ic").upstream().required_multi_asset_neighbors()
     assert materialize(defs, start="2024-03-03", end=DAY, selection=selection).success
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
         assert conn.execute("SELECT status FROM backtest_folds WHERE test_start = ?", [DAY]).fetchall() == [("OK",)]
@@ -91,7 +91,7 @@ RANGE_CASES = [
     ("backtest_pnl", "backtest_pnl_consistent", "turnover", -1e-12, True),
     ("backtest_pnl", "backtest_pnl_consistent", "turnover", -1e-6, False),
 ]
-TIME_COLUMN = {"signal_ic": "day", "backtest_folds": "test_start"}
+TIME_COLUMN = {"backtest_folds": "test_start"}
 
 
 @pytest.mark.parametrize(("asset", "check", "column", "value", "passes"), RANGE_CASES,
@@ -144,8 +144,10 @@ REAL_CASES = [
              trades=True, backtest={"train_days": 2, "min_train_days": 1}),
 ]
 # Tables of every stage that must hold rows after the run (bar tables per configured interval).
-STAGE_TABLES = ("raw_candles", "bar_gaps", "dim_timeframe", "signals", "signal_ic", "backtest_folds",
+STAGE_TABLES = ("raw_candles", "bar_gaps", "dim_timeframe", "signals", "signal_ic_pooled", "backtest_folds",
                 "backtest_pnl", "backtest_manifest", "experiment_registry")
+# Cross-sectional tables: they need three symbols or more at a bar (a one-pair universe has none).
+CROSS_SECTIONAL_TABLES = ("factors", "signal_ic", "quantile_bar_returns", "signal_summary", "quantile_returns")
 # Sources switched off in these settings (polling sensor, DEX, alternative data): empty by design.
 OFF_BY_CONFIG = ("spot_quotes", "dex_snapshots", "fear_greed", "funding_rates", "quote_bars_")
 
@@ -213,6 +215,7 @@ def test_whole_graph_on_real_candles_passes_every_blocking_check(case, tmp_path,
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
     assert materialized == set(graph.get_all_asset_keys())  # every asset
     stage_tables = [*STAGE_TABLES, *(f"{s}_{i}" for s in ("bars", "features") for i in settings.bar_intervals),
+                    *(CROSS_SECTIONAL_TABLES if len(case.symbols) >= 3 else ()),
                     *(("raw_trades", *(f"trade_bars_{i}" for i in settings.bar_intervals)) if case.trades else ())]
     empty = [t for t in stage_tables if not counts.get(t)]
     assert not empty, f"stage tables without rows: {empty}"

@@ -22,8 +22,11 @@ from quant_assets.quant.signal_catalogue import load_signal_catalogue
 
 
 def experiment_id(settings: Settings) -> str:
-    """Identifies the experiment: the data-shaping settings (universe, signals, costs, windows)."""
-    return settings.fingerprint()[:16]
+    """Identifies the experiment: the data-shaping settings (universe, costs, windows) and the
+    content of the signal and feature catalogues (not their paths: editing a catalogue in place is
+    another experiment)."""
+    document = {"settings": settings.fingerprint(), **catalogue_hashes(settings)}
+    return canonical_hash(document)[:16]
 
 
 def hypothesis(settings: Settings) -> str:

@@ -108,7 +108,11 @@ def test_the_summary_ranks_everything_and_carries_the_tear_sheet(built):
         assert sheet[panel].value.startswith("![") and "data:image/png;base64," in sheet[panel].value
     lines = read_report(settings, research_lines)
     assert lines[0].startswith(f"quant research: {rows[1]} signals and factors")
-    assert len(lines) == rows[1] + 3
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+        ranked = [r[0] for r in conn.execute(
+            "SELECT signal_name FROM signal_summary GROUP BY ALL ORDER BY max(abs(rank_icir)) DESC").fetchall()]
+    body = [line.split()[1] for line in lines[2:2 + rows[1]]]
+    assert sorted(body) == sorted(ranked)  # every validated signal and factor, one line each
 
 
 def test_the_range_run_equals_day_by_day(built, tmp_path):

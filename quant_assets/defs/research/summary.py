@@ -34,8 +34,13 @@ def _read(conn: duckdb.DuckDBPyConnection, table: str) -> pl.DataFrame:
 def summary_frames(conn: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, pl.DataFrame]:
     """The three summary tables computed from the per-bar validation tables (and ``regimes``)."""
     ic, quantiles, turnover = (_read(conn, t) for t in VALIDATION_TABLES)
-    if ic.is_empty():
-        return {}
+    source = "cross_sectional"
+    if ic.is_empty():  # fewer than 3 symbols: the day-pooled time-series IC is all there is
+        pooled = _read(conn, "signal_ic_pooled")
+        if pooled.is_empty() or pooled.drop_nulls("rank_ic").is_empty():
+            return {}
+        ic = pooled.drop_nulls(["ic", "rank_ic"]).rename({"day": "ts", "n_obs": "n_assets"})
+        source = "pooled_daily"
     kinds = ic.select("signal_name", "kind").unique()
     plain_ic, plain_quantiles, plain_turnover = ic.drop("kind"), quantiles.drop("kind"), turnover.drop("kind")
     summary = v.signal_summary(
@@ -49,8 +54,8 @@ def summary_frames(conn: duckdb.DuckDBPyConnection, settings: Settings) -> dict[
     by_regime = v.ic_by_regime(plain_ic, regimes.select("ts", *REGIME_COLUMNS))
 
     def labelled(frame: pl.DataFrame) -> pl.DataFrame:
-        joined = frame.join(kinds, on="signal_name", how="left")
-        return joined.select("signal_name", "kind", *[c for c in frame.columns if c != "signal_name"])
+        joined = frame.join(kinds, on="signal_name", how="left").with_columns(ic_source=pl.lit(source))
+        return joined.select("signal_name", "kind", "ic_source", *[c for c in frame.columns if c != "signal_name"])
 
     return {"signal_summary": labelled(summary), "quantile_returns": labelled(by_quantile),
             "signal_ic_by_regime": labelled(by_regime), "_ic": ic, "_quantiles": quantiles}
@@ -71,7 +76,9 @@ def build_summary(settings: Settings) -> dg.AssetsDefinition:
                          "Per signal rule and factor and horizon, over every validated bar: n_periods, IC mean/std, "
                          "ICIR = mean/std (ddof 1, not annualised), t = ICIR*sqrt(n), two-sided p, the same for rank "
                          "IC, the mean top-minus-bottom quantile spread and its standard error, mean rank "
-                         "autocorrelation and top/bottom quantile turnover (alphalens conventions). The tear sheet "
+                         "autocorrelation and top/bottom quantile turnover (alphalens conventions). ic_source says "
+                         "which IC: cross_sectional per bar, or pooled_daily (per day over the symbol's bars) when the "
+                         "universe has fewer than 3 symbols. The tear sheet "
                          "over the whole history is in the metadata; `quant research` ranks it."),
                      tags={"research_output": "true"}),
         dg.AssetSpec("quantile_returns", group_name="research", deps=["quantile_bar_returns"], kinds={"python", "duckdb"},

@@ -168,8 +168,8 @@ def pca_day(returns: pl.DataFrame, day_start: datetime, interval_minutes: int, w
     on the grid and the symbols with a log return at every one of them; it needs more such
     symbols than ``n_components``. A bar of the day is projected only when every fitted symbol
     has a log return at it (otherwise it is skipped and counted). Component ``c`` (1-based) has
-    ``factor_return = (r_t - mean) . v_c`` and the day's fitted explained-variance ratio; the
-    residual is ``(r_t - mean) - sum_c factor_return_c v_c``.
+    ``factor_return = (r_t - mean) . v_c`` (what ``pca.transform`` gives) and the day's fitted
+    explained-variance ratio; the residual is ``(r_t - mean) - sum_c factor_return_c v_c``.
     """
     step = timedelta(minutes=interval_minutes)
     fit_times = [day_start - (window - i) * step for i in range(window)]
@@ -191,9 +191,11 @@ def pca_day(returns: pl.DataFrame, day_start: datetime, interval_minutes: int, w
     ratios = tuple(float(r) for r in pca.explained_variance_ratio_)
     if complete.is_empty():
         return PcaDay(empty.factors, empty.residuals, len(symbols), ratios, skipped)
-    x = complete.select(symbols).to_numpy()
-    scores = pca.transform(x)
-    residual = x - pca.inverse_transform(scores)
+    # pca.transform's BLAS product would round a bar differently with a different number of
+    # bars beside it; einsum's plain loop gives each bar the same bits however it is batched.
+    demeaned = complete.select(symbols).to_numpy() - pca.mean_
+    scores = np.einsum("tn,kn->tk", demeaned, pca.components_)
+    residual = demeaned - np.einsum("tk,kn->tn", scores, pca.components_)
     ts = complete["ts"].to_list()
     k, n = n_components, len(symbols)
     factors = pl.DataFrame({

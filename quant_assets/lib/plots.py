@@ -89,4 +89,50 @@ def heatmap_png(labels: Sequence[str], matrix: Sequence[Sequence[float]], title:
                       color="white" if abs(value) > 0.6 * max(abs(vmin), abs(vmax)) else "black")
     figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
     axis.set_title(title, fontsize=9)
+
+
+def bar_lines_png(times: Sequence[date], series: dict[str, Sequence[float]], title: str, ylabel: str) -> str:
+    """One line per named series over bar timestamps (UTC), e.g. cumulative factor returns."""
+    figure, axis = plt.subplots(figsize=(8, 2.8))
+    for name, values in series.items():
+        axis.plot(times, values, linewidth=1.1, label=name)
+    axis.axhline(0.0, color="#999999", linewidth=0.8)
+    axis.set_ylabel(ylabel)
+    axis.set_title(title, fontsize=10)
+    if len(series) > 1:
+        axis.legend(fontsize=7, ncol=min(4, len(series)))
+    figure.autofmt_xdate()
+    return figure_markdown(figure, title)
+
+
+def category_timeline_png(times: Sequence[date], rows: dict[str, Sequence[str | None]],
+                          levels: dict[str, Sequence[str]], title: str) -> str:
+    """One strip per named label series over bar timestamps: a coloured cell per bar and label
+    (``levels[name]`` orders that strip's labels), white where the label is NULL."""
+    palette = ["#2ca02c", "#bcbd22", "#d62728", "#1f77b4", "#9467bd", "#ff7f0e"]
+    figure, axes = plt.subplots(len(rows), 1, figsize=(8, 0.9 + 0.6 * len(rows)), sharex=True, squeeze=False)
+    for axis, (name, labels) in zip(axes[:, 0], rows.items(), strict=True):
+        for index, level in enumerate(levels[name]):
+            hits = [t for t, label in zip(times, labels, strict=True) if label == level]
+            axis.scatter(hits, [0] * len(hits), marker="|", s=300, color=palette[index % len(palette)], label=level)
+        axis.set_yticks([])
+        axis.set_ylabel(name, rotation=0, ha="right", fontsize=8)
+        axis.legend(fontsize=6, ncol=len(levels[name]), loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    axes[0, 0].set_title(title, fontsize=10)
+    figure.autofmt_xdate()
+    return figure_markdown(figure, title)
+
+
+def explained_variance_png(days: Sequence[date], ratios: dict[str, Sequence[float]], title: str) -> str:
+    """Stacked bars per day: the explained-variance ratio of each principal component."""
+    figure, axis = plt.subplots(figsize=(8, 2.8))
+    bottom = [0.0] * len(days)
+    for name, values in ratios.items():
+        axis.bar(days, values, bottom=bottom, width=0.8, label=name)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    axis.set_ylim(0, 1)
+    axis.set_ylabel("explained variance ratio")
+    axis.set_title(title, fontsize=10)
+    axis.legend(fontsize=7, ncol=min(5, len(ratios)))
+    figure.autofmt_xdate()
     return figure_markdown(figure, title)

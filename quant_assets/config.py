@@ -546,6 +546,11 @@ class Config:
         if self.features.interval not in self.intervals.bars:
             raise _rule("features.interval", f"intervals.bars is {list(self.intervals.bars)}")
         self._signals_find_their_features()
+        factors = [*(f"mom_{w}" for w in self.factors.momentum_windows), "reversal", "size", "amihud", "low_vol", "beta"]
+        factors += [f"{name}_orth" for name in factors] if self.factors.orthogonalise else []
+        for name in self.research.fama_macbeth_factors:
+            if name not in factors:
+                raise _rule("research.fama_macbeth_factors", f"'{name}' is not a factor; known: {', '.join(factors)}")
         if "simulator" in self.providers.candles and self.partitions.start_date < SIMULATOR_EPOCH:
             raise _rule("partitions.start_date", f"the simulator starts on {SIMULATOR_EPOCH.isoformat()}")
         needs_files = [p for p in self.providers.candles if p in FILE_PROVIDERS]

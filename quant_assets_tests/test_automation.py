@@ -161,7 +161,11 @@ def test_new_raw_partition_pulls_downstream_but_not_past_a_failed_blocking_check
         )
         groups = {s.key: s.group_name for s in defs.resolve_all_asset_specs()}
         following = [k for k in groups if fourth.get_num_requested(k)]
-        assert following and {groups[k] for k in following} == {"features", "factors"}
+        # Whatever reads only bars follows them: features, factors, and the research built on bars
+        # alone (regimes, PCA); validation waits for the signals and factors of the day.
+        assert following and {groups[k] for k in following} == {"features", "factors", "research"}
+        assert {k.to_user_string() for k in following if groups[k] == "research"} == {
+            "regimes", "pca_factors", "pca_residuals"}
         assert all(fourth.get_requested_partitions(k) == {DAY} for k in following)
 
 

@@ -26,6 +26,7 @@ import duckdb
 import polars as pl
 
 from quant_assets.config import INTERVAL_MINUTES, Settings
+from quant_assets.defs.factors.assets import factor_params
 from quant_assets.lib.checks import Verdict, daily_check
 from quant_assets.lib.lookback import (
     Lookback,
@@ -71,10 +72,8 @@ BASE_FACTORS = ("reversal", "size", "amihud", "low_vol", "beta")
 
 
 def factor_names(settings: Settings) -> list[str]:
-    """The names the ``factors`` asset writes under these settings: ``mom_<w>`` per
-    ``factors.momentum_windows``, the base factors, and ``<name>_orth`` when orthogonalised."""
-    names = [*(f"mom_{w}" for w in settings.factors.momentum_windows), *BASE_FACTORS]
-    return names + ([f"{n}_orth" for n in names] if settings.factors.orthogonalise else [])
+    """The names the ``factors`` asset writes under these settings."""
+    return list(factor_params(settings).names)
 
 
 def regression_factors(settings: Settings) -> list[str]:

@@ -132,4 +132,39 @@ def summary_checks(settings: Settings) -> list[dg.AssetChecksDefinition]:
         dupes = conn.execute("SELECT count(*) - count(DISTINCT (signal_name, horizon)) FROM signal_summary").fetchone()[0]
         return Verdict(bad == 0 and dupes == 0, {"invalid_rows": bad, "duplicate_keys": dupes})
 
-    return [signal_summary_valid]
+    @daily_check(settings, asset="quantile_returns", name="quantile_returns_valid", partitioned=False,
+                 description=("One row per signal, horizon and quantile (within 1..research.quantiles), a finite mean "
+                              "return, a non-negative standard error and at least one bar behind each mean."))
+    def quantile_returns_valid(conn: duckdb.DuckDBPyConnection, _window) -> Verdict:
+        if not table_exists(conn, "quantile_returns"):
+            return Verdict(True, {"rows": 0})
+        bad = conn.execute("""
+            SELECT count(*) FROM quantile_returns
+            WHERE quantile < 1 OR quantile > ? OR n_periods < 1 OR NOT isfinite(mean_return)
+               OR coalesce(std_err, 0) < 0
+        """, [settings.research.quantiles]).fetchone()[0]
+        dupes = conn.execute("SELECT count(*) - count(DISTINCT (signal_name, horizon, quantile)) FROM quantile_returns"
+                             ).fetchone()[0]
+        return Verdict(bad == 0 and dupes == 0, {"invalid_rows": bad, "duplicate_keys": dupes})
+
+    @daily_check(settings, asset="signal_ic_by_regime", name="signal_ic_by_regime_valid", partitioned=False,
+                 description=("One row per signal, horizon, regime kind and label; the kinds are vol_regime, "
+                              "dispersion_regime and beta_state; IC means finite within [-1, 1]; per signal, horizon "
+                              "and kind the periods add up to at most the signal's periods in signal_summary."))
+    def signal_ic_by_regime_valid(conn: duckdb.DuckDBPyConnection, _window) -> Verdict:
+        if not table_exists(conn, "signal_ic_by_regime") or not table_exists(conn, "signal_summary"):
+            return Verdict(True, {"rows": 0})
+        bad = conn.execute("""
+            SELECT count(*) FROM signal_ic_by_regime
+            WHERE regime_kind NOT IN ('vol_regime', 'dispersion_regime', 'beta_state') OR n_periods < 1
+               OR NOT isfinite(ic_mean) OR abs(ic_mean) > 1 + 1e-9 OR abs(rank_ic_mean) > 1 + 1e-9
+        """).fetchone()[0]
+        over = conn.execute("""
+            SELECT count(*) FROM (
+                SELECT r.signal_name, r.horizon, r.regime_kind, sum(r.n_periods) AS n, any_value(s.n_periods) AS total
+                FROM signal_ic_by_regime r JOIN signal_summary s USING (signal_name, horizon) GROUP BY ALL
+            ) WHERE n > total
+        """).fetchone()[0]
+        return Verdict(bad == 0 and over == 0, {"invalid_rows": bad, "kinds_over_counted": over})
+
+    return [signal_summary_valid, quantile_returns_valid, signal_ic_by_regime_valid]

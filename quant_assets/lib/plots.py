@@ -89,20 +89,12 @@ def heatmap_png(labels: Sequence[str], matrix: Sequence[Sequence[float]], title:
                       color="white" if abs(value) > 0.6 * max(abs(vmin), abs(vmax)) else "black")
     figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04)
     axis.set_title(title, fontsize=9)
+    return figure_markdown(figure, title)
 
 
 def bar_lines_png(times: Sequence[date], series: dict[str, Sequence[float]], title: str, ylabel: str) -> str:
     """One line per named series over bar timestamps (UTC), e.g. cumulative factor returns."""
-    figure, axis = plt.subplots(figsize=(8, 2.8))
-    for name, values in series.items():
-        axis.plot(times, values, linewidth=1.1, label=name)
-    axis.axhline(0.0, color="#999999", linewidth=0.8)
-    axis.set_ylabel(ylabel)
-    axis.set_title(title, fontsize=10)
-    if len(series) > 1:
-        axis.legend(fontsize=7, ncol=min(4, len(series)))
-    figure.autofmt_xdate()
-    return figure_markdown(figure, title)
+    return daily_lines_png(times, series, title, ylabel)
 
 
 def category_timeline_png(times: Sequence[date], rows: dict[str, Sequence[str | None]],

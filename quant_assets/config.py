@@ -287,7 +287,8 @@ MomentumWindows = Annotated[
     AfterValidator(_distinct), AfterValidator(_increasing),
 ]
 FactorNames = _list_of(Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")],
-                      "a non-empty list of distinct factor names such as mom_72, reversal, size, amihud, low_vol, beta")
+                      "a list of distinct factor names such as mom_72, reversal, size, amihud, low_vol, beta, or [] for "
+                      "the middle momentum window, reversal, size, low_vol and beta", 0)
 Quantiles = _integer(2, 20, "an integer from 2 to 20 (equal-count buckets per bar)")
 Components = _integer(1, 50, "an integer from 1 to 50 (principal components)")
 Mads = _number("a number >= 0 of median absolute deviations (0: no winsorising)", ge=0)
@@ -421,7 +422,7 @@ class ResearchSettings:
     horizons: Horizons = (1, 4, 24)     # forward-return horizons in bars
     quantiles: Quantiles = 5            # equal-count buckets per bar, 1 = lowest
     rolling_ic_bars: Window = 24        # rolling mean of IC in the tear sheet
-    fama_macbeth_factors: FactorNames = ("mom_72", "reversal", "size", "low_vol", "beta")  # exposures regressed on
+    fama_macbeth_factors: FactorNames = ()  # exposures regressed on; () = mom_<middle window>, reversal, size, low_vol, beta
     pca_window: StdWindow = 168         # trailing bars of the returns panel the PCA is fitted on
     pca_components: Components = 3      # principal components kept (explained variance, residuals)
     regime_vol_window: StdWindow = 24   # realised volatility of the market symbol over this many bars

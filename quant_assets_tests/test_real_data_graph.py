@@ -42,9 +42,9 @@ DAY, NEXT_DAY = "2024-03-04", "2024-03-05"
 
 @pytest.fixture(scope="module")
 def gated(tmp_path_factory) -> tuple[Settings, dg.Definitions]:
-    """Two simulated days through backtests (one OK fold on DAY) to plant values in."""
+    """Two simulated days of three symbols (a cross-section for the IC) through backtests (one OK fold on DAY) to plant values in."""
     settings = _settings(tmp_path_factory.mktemp("gates"), {
-        "universe": {"symbols": ["BTC/USDT", "ETH/USDT"]}, "intervals": {"base": "5m", "bars": ["1h", "4h"]},
+        "universe": {"symbols": ["BTC/USDT", "ETH/USDT", "SOL/USDT"]}, "intervals": {"base": "5m", "bars": ["1h", "4h"]},
         "partitions": {"start_date": "2024-03-03"}, "backtest": {"train_days": 1, "min_train_days": 1},
     })
     defs = build_definitions(settings)

@@ -123,3 +123,14 @@ def test_appending_future_bars_changes_no_regime_before_them(seed, cut, market, 
 def test_an_unknown_market_symbol_is_named():
     with pytest.raises(ValueError, match="market symbol XRP/USDT has no bars among S0, S1"):
         regimes(_bars(1, 10, 2), "XRP/USDT", 60, VOL, CORR, HISTORY)
+
+
+@pytest.mark.parametrize("market", [None, "S2"])
+def test_the_order_rows_arrive_in_changes_no_bit(market):
+    """A query without ORDER BY may return the symbols in any order: sums across them are taken
+    in one fixed (alphabetical) order, so every value is bit-identical whatever the row order."""
+    bars = _bars(7, 300, 5)
+    reference = regimes(bars, market, 60, VOL, CORR, HISTORY)
+    for seed in range(4):
+        shuffled = bars.sample(fraction=1.0, shuffle=True, seed=seed)
+        assert regimes(shuffled, market, 60, VOL, CORR, HISTORY).equals(reference)

@@ -46,6 +46,11 @@ ASSETS_QUERY = """
         executionForLatestMaterialization { status } } } }
 } }
 """
+TEAR_SHEET_QUERY = """
+{ assetOrError(assetKey: {path: ["signal_summary"]}) { ... on Asset {
+    assetMaterializations(limit: 1) { metadataEntries { label ... on MarkdownMetadataEntry { mdStr } } }
+} } }
+"""
 REPOS_QUERY = """
 { repositoriesOrError { ... on RepositoryConnection { nodes {
     name
@@ -77,8 +82,8 @@ def ui_env(tmp_path):
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QUANT_", "DAGSTER_"))}
-    env.update(DAGSTER_HOME=str(home), QUANT_DATA_DIR=str(data), QUANT_SYMBOLS="BTC/USDT,ETH/USDT",
-               QUANT_START_DATE="2024-01-01")
+    env.update(DAGSTER_HOME=str(home), QUANT_DATA_DIR=str(data), QUANT_SYMBOLS="BTC/USDT,ETH/USDT,SOL/USDT",
+               QUANT_START_DATE=DAY, QUANT_BASE_INTERVAL="5m", QUANT_BAR_INTERVALS="1h")
     return env
 
 
@@ -90,8 +95,10 @@ def _materialize_one_day(env: dict, cwd: Path) -> None:
         "daily = [d for d in [*defs.assets, *defs.asset_checks] if getattr(d, 'partitions_def', None) is not None]\n"
         "with dg.DagsterInstance.get() as instance:\n"
         f"    r = dg.materialize(daily, partition_key='{DAY}', resources=defs.resources, instance=instance,\n"
-        "                       selection='key:raw_candles or group:bars')\n"
+        "                       selection=dg.AssetSelection.groups('research').upstream())\n"
         "    assert r.success\n"
+        "    summary = [d for d in defs.assets if 'signal_summary' in {k.to_user_string() for k in d.keys}]\n"
+        "    assert dg.materialize(summary, resources=defs.resources, instance=instance).success\n"
     )
     done = subprocess.run([sys.executable, "-W", "ignore", "-c", script], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
@@ -129,6 +136,12 @@ def test_webserver_serves_graph_checks_schedules_and_a_screenshot(ui_env, tmp_pa
         assert sensors["check_alert_sensor"] == "RUNNING"
         assert sensors["default_automation_condition_sensor"] == "RUNNING"
 
+        # The research tear sheet is in the summary's latest materialization, as pictures.
+        sheet = _graphql(port, TEAR_SHEET_QUERY)["assetOrError"]["assetMaterializations"][0]["metadataEntries"]
+        pictures = {e["label"] for e in sheet if "data:image/png;base64," in (e.get("mdStr") or "")}
+        assert {"tear_sheet_ic_over_time", "tear_sheet_ic_decay", "tear_sheet_quantile_returns",
+                "tear_sheet_cumulative_spread"} <= pictures
+
         # The "join the community" dialog is dismissed on the server, as a user's click would.
         assert _graphql(port, "mutation { setNuxSeen }")["setNuxSeen"]
         location = _graphql(port, "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }")
@@ -136,6 +149,7 @@ def test_webserver_serves_graph_checks_schedules_and_a_screenshot(ui_env, tmp_pa
         _screenshot(port, tmp_path, {
             "asset_graph.png": "/asset-groups",  # the global asset graph, one box per stage group
             "bars_group.png": f"/locations/{name}/asset-groups/bars/lineage",  # assets, checks, partitions
+            "tear_sheet.png": "/assets/signal_summary",  # the summary's overview with its tear sheet
         })
     finally:
         server.terminate()

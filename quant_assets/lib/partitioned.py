@@ -179,7 +179,9 @@ def daily_multi_asset(
 ) -> Callable[[Callable[[WindowStep], Mapping[str, AssetOutput]]], dg.AssetsDefinition]:
     """Decorator: several daily assets computed together, ``compute(step) -> {asset: output}``.
 
-    Every asset's writes go into the same transaction; each asset gets its own result.
+    Every asset's writes go into the same transaction; each asset gets its own result. A run may
+    select some of the assets: all are computed (they come from one computation), only the
+    selected ones are written and reported.
     """
 
     def decorate(compute: Callable[[WindowStep], Mapping[str, AssetOutput]]) -> dg.AssetsDefinition:
@@ -189,13 +191,15 @@ def daily_multi_asset(
             partitions_def=daily_partitions(settings),
             backfill_policy=dg.BackfillPolicy.single_run(),
             pool="duckdb",
+            can_subset=True,
             required_resource_keys={"duckdb", *resources},
         )
         def _multi(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
             window = window_of(context)
+            selected = {key.to_user_string() for key in context.selected_asset_keys}
             with context.resources.duckdb.connect() as conn:
                 step = WindowStep(context, window, conn)
-                outputs = compute(step)
+                outputs = {asset: output for asset, output in compute(step).items() if asset in selected}
                 combined = AssetOutput(
                     writes=[w for o in outputs.values() for w in o.writes],
                     also=[a for o in outputs.values() for a in o.also],

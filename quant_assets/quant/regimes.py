@@ -56,6 +56,8 @@ def _grid(bars: pl.DataFrame, interval_minutes: int) -> pl.DataFrame:
     grid = pl.DataFrame({"ts": pl.datetime_range(lo, hi, timedelta(minutes=interval_minutes), eager=True,
                                                  time_unit="us")})
     wide = bars.pivot(on="symbol", index="ts", values="log_return", aggregate_function="first")
+    # pivot orders the columns as the symbols first appear; sums over them must not depend on that
+    wide = wide.select("ts", *sorted(c for c in wide.columns if c != "ts"))
     return grid.join(wide, on="ts", how="left").sort("ts")
 
 

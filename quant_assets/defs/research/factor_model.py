@@ -26,7 +26,6 @@ import duckdb
 import polars as pl
 
 from quant_assets.config import INTERVAL_MINUTES, Settings
-from quant_assets.defs.factors.assets import factor_params
 from quant_assets.lib.checks import Verdict, daily_check
 from quant_assets.lib.lookback import (
     Lookback,
@@ -71,19 +70,13 @@ RESEARCH_ONLY = (
 BASE_FACTORS = ("reversal", "size", "amihud", "low_vol", "beta")
 
 
-def factor_names(settings: Settings) -> list[str]:
-    """The names the ``factors`` asset writes under these settings."""
-    return list(factor_params(settings).names)
-
-
 def regression_factors(settings: Settings) -> list[str]:
-    """``research.fama_macbeth_factors``, each checked against :func:`factor_names`."""
-    known = factor_names(settings)
-    for name in settings.research.fama_macbeth_factors:
-        if name == INTERCEPT or name not in known:
-            raise ValueError(
-                f"research.fama_macbeth_factors: '{name}' is not a factor; known: {', '.join(known)}")
-    return list(settings.research.fama_macbeth_factors)
+    """``research.fama_macbeth_factors`` (checked against the factor names when the config loads),
+    or, when empty, the middle momentum window, reversal, size, low_vol and beta."""
+    if settings.research.fama_macbeth_factors:
+        return list(settings.research.fama_macbeth_factors)
+    windows = settings.factors.momentum_windows
+    return [f"mom_{windows[len(windows) // 2]}", "reversal", "size", "low_vol", "beta"]
 
 
 def factor_returns_lookbacks(settings: Settings) -> list[Lookback]:

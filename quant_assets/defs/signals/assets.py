@@ -181,13 +181,14 @@ def build_signals(settings: Settings) -> dg.AssetsDefinition:
                 [TableWrite("signals", signals.select("symbol", "ts", "signal_name", "value"), params=params)],
                 daily=_merge(_daily_counts(signals, "ts", "rows_"), figures), summary=summary,
                 also=[lambda c: _write_catalogue(c, catalogue),
-                      lambda c: record_status(c, "signals", lookbacks, status),
-                      lambda c: record_status(c, "signal_trades", lookbacks, status)],
+                      lambda c: record_status(c, "signals", lookbacks, status)],
             ),
             "signal_trades": AssetOutput(
                 [TableWrite("signal_trades", trades, params=params, time_column="exit_ts")],
                 daily=_merge(trade_figures, _daily_counts(trades, "exit_ts", "round_trips_"), figures),
                 summary=summary,
+                also=[lambda c: _write_catalogue(c, catalogue),
+                      lambda c: record_status(c, "signal_trades", lookbacks, status)],
             ),
         }
 

@@ -49,7 +49,7 @@ def _upstream_of_research(defs: dg.Definitions) -> dg.AssetSelection:
     graph = defs.resolve_asset_graph()
     research = dg.AssetSelection.groups("research").resolve(graph)
     upstream = dg.AssetSelection.assets(*research).upstream() - dg.AssetSelection.groups("research")
-    return upstream.required_multi_asset_neighbors()
+    return upstream | dg.AssetSelection.assets("signal_trades")  # computed with the signals
 
 
 @pytest.fixture(scope="module")

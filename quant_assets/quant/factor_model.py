@@ -118,7 +118,7 @@ def fama_macbeth_summary(factor_returns: pl.DataFrame) -> pl.DataFrame:
     std. Sorted by factor."""
     if factor_returns.is_empty():
         return pl.DataFrame(schema=SUMMARY_SCHEMA)
-    grouped = factor_returns.group_by("factor").agg(
+    grouped = factor_returns.sort("factor", "ts").group_by("factor", maintain_order=True).agg(
         pl.len().cast(pl.Int64).alias("n_periods"),
         pl.col("return").mean().alias("mean"),
         pl.col("return").std(ddof=1).alias("std"),

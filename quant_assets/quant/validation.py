@@ -315,9 +315,11 @@ def _ratio(numerator: str, denominator: str) -> pl.Expr:
 def _ic_stats(ic: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     """``by`` plus ``n_periods, ic_mean, ic_std, icir, t_stat, p_value, rank_ic_mean, rank_ic_std,
     rank_icir`` over the rows of ``ic`` with an IC (std ddof 1; ICIR null when std is 0 or null)."""
+    order = [*by, "ts"] if "ts" in ic.columns else by
     out = (
         ic.filter(pl.col("ic").is_not_null())
-        .group_by(by)
+        .sort(order)  # each mean sums its periods in time order: bit-identical whatever order rows came in
+        .group_by(by, maintain_order=True)
         .agg(pl.len().alias("n_periods"), pl.col("ic").mean().alias("ic_mean"), pl.col("ic").std().alias("ic_std"),
              pl.col("rank_ic").mean().alias("rank_ic_mean"), pl.col("rank_ic").std().alias("rank_ic_std"))
         .with_columns(_ratio("ic_mean", "ic_std").alias("icir"), _ratio("rank_ic_mean", "rank_ic_std").alias("rank_icir"))
@@ -358,14 +360,16 @@ def signal_summary(ic: pl.DataFrame, quantile_bars: pl.DataFrame, autocorr: pl.D
         .agg((pl.col("mean_return").filter(pl.col("quantile") == quantiles).first()
               - pl.col("mean_return").filter(pl.col("quantile") == 1).first()).alias("spread"))
         .drop_nulls("spread")
-        .group_by(by)
+        .sort(BAR_KEY)
+        .group_by(by, maintain_order=True)
         .agg(pl.col("spread").mean().alias("spread_mean"),
              (pl.col("spread").std() / pl.len().cast(pl.Float64).sqrt()).alias("spread_se"))
     ) if quantiles > 1 else pl.DataFrame(schema={"signal_name": pl.Utf8, "horizon": pl.Int64,
                                                  "spread_mean": pl.Float64, "spread_se": pl.Float64})
     per_signal = (
-        autocorr.group_by("signal_name").agg(pl.col("rank_autocorr").mean())
-        .join(turnover.group_by("signal_name").agg(pl.col("turnover_top", "turnover_bottom").mean()),
+        autocorr.sort("signal_name", "ts").group_by("signal_name", maintain_order=True).agg(pl.col("rank_autocorr").mean())
+        .join(turnover.sort("signal_name", "ts").group_by("signal_name", maintain_order=True)
+              .agg(pl.col("turnover_top", "turnover_bottom").mean()),
               on="signal_name", how="full", coalesce=True)
     )
     keys = pl.concat([ic_part.select(by), spread.select(by)]).unique()
@@ -386,7 +390,8 @@ def quantile_summary(quantile_bars: pl.DataFrame) -> pl.DataFrame:
     if quantile_bars.is_empty():
         return pl.DataFrame(schema=QUANTILE_SUMMARY_SCHEMA)
     return (
-        quantile_bars.group_by("signal_name", "horizon", "quantile")
+        quantile_bars.sort("signal_name", "horizon", "quantile", "ts")
+        .group_by("signal_name", "horizon", "quantile", maintain_order=True)
         .agg(pl.col("mean_return").mean(), pl.col("mean_return").std().alias("_std"), pl.len().alias("n_periods"))
         .with_columns((pl.col("_std") / pl.col("n_periods").cast(pl.Float64).sqrt()).alias("std_err"))
         .sort("signal_name", "horizon", "quantile")

@@ -28,7 +28,9 @@ VALIDATION_TABLES = ("signal_ic", "quantile_bar_returns", "signal_turnover")
 
 
 def _read(conn: duckdb.DuckDBPyConnection, table: str) -> pl.DataFrame:
-    return query_frame(conn, f"SELECT * FROM {table}") if table_exists(conn, table) else pl.DataFrame()
+    """The whole table in one fixed row order: a mean sums its rows in the order they come, so
+    the summary must not depend on the order DuckDB happens to return them in."""
+    return query_frame(conn, f"SELECT * FROM {table} ORDER BY ALL") if table_exists(conn, table) else pl.DataFrame()
 
 
 def summary_frames(conn: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, pl.DataFrame]:

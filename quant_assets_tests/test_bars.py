@@ -314,7 +314,8 @@ def test_trade_bars_from_real_trades_equal_pandas(trade_settings):
 
 def test_trade_assets_exist_only_with_a_trades_directory(settings, defs_for):
     names = {s.key.to_user_string() for s in defs_for(settings).resolve_all_asset_specs()}
-    assert not {n for n in names if "trade" in n}
+    assert not {n for n in names if n == "raw_trades" or n.startswith("trade_bars")}
+    assert "signal_trades" in names  # the rules' round trips are not trade data
 
 
 def test_quote_bars_from_polled_snapshots(settings, defs_for):

@@ -9,15 +9,16 @@ commit 7d603de, before the pydantic rewrite) by running, from a directory withou
 If one of them changes, every stored manifest's config hash changes with it: do not update the
 constants unless the set of data-shaping settings changes on purpose. They last changed when
 ``signals.ema_pairs`` gave way to ``signals.catalogue`` (issue 10): recomputed the same way, with
-the NON_DEFAULT file's ``signals.yaml`` written as below.
+the NON_DEFAULT file's ``signals.yaml`` written as below; and again when the ``factors`` and ``research``
+sections (issue 10) joined the data-shaping settings.
 """
 
 import pytest
 
 from quant_assets.config import load_settings
 
-DEFAULT_FINGERPRINT = "8112a4b7b7e75538e92b409ed2dd93b1c5bb70479c2ff1829965e6cd7f39a276"
-NON_DEFAULT_FINGERPRINT = "f9545a0cd4aa1419a8eff80be82ecde2d35b26c06eb7161ab0567d82ad567e5d"
+DEFAULT_FINGERPRINT = "903a2320664b9b5c1dad67ffdbd9cb84cbc9ecc72240e03ea0820609ae36be95"
+NON_DEFAULT_FINGERPRINT = "beb988ad493d10ff7cd92259c719587d6788d41a84d3482217a4acb963fffe8b"
 
 # Touches every data-shaping section; ints where floats belong (timeout_s: 5, fee_bps: 2) and a
 # trailing slash on a base URL check that values are normalised exactly as before.

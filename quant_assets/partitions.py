@@ -10,9 +10,11 @@ a value defined "since the origin" is fixed once every day from the origin to it
 
 from __future__ import annotations
 
+import math
+
 import dagster as dg
 
-from quant_assets.config import Settings
+from quant_assets.config import INTERVAL_MINUTES, Settings
 from quant_assets.quant.calendar import Window, utc_naive
 
 
@@ -22,6 +24,11 @@ def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
 
 SINCE_ORIGIN_DAYS = 36_525
 """A lookback of a century of days: further back than any partition, so it reaches the origin."""
+
+
+def days_spanning(bars: int, interval: str) -> int:
+    """Whole days that ``bars`` bars of ``interval`` reach across (a lookback or look-ahead in days)."""
+    return math.ceil(bars * INTERVAL_MINUTES[interval] / (24 * 60))
 
 
 def lookback_mapping(days: int | None, ahead: int = 0) -> dg.TimeWindowPartitionMapping:

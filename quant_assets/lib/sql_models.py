@@ -40,7 +40,6 @@ parameter, a syntax error) raises :class:`SqlModelError` naming the file and lin
 """
 
 
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -56,7 +55,7 @@ from quant_assets.lib.checks import Verdict, daily_check
 from quant_assets.lib.lookback import Lookback, lookback_status, record_status, status_figures
 from quant_assets.lib.metadata import preview, record_window_metadata
 from quant_assets.lib.plots import daily_bars_png
-from quant_assets.partitions import daily_partitions, window_of
+from quant_assets.partitions import daily_partitions, days_spanning, window_of
 from quant_assets.providers.registry import CANDLE_PROVIDER_FACTORIES
 from quant_assets.quant.calendar import Window
 from quant_assets.resources.duckdb import QuantDuckDB
@@ -370,7 +369,7 @@ def _require_window_params(f: SqlFile, partitioned: bool) -> None:
 
 def lookback_days(settings: Settings, interval: str) -> int:
     """Days before a partition that ``$lookback_start`` reaches: ``roll_vol_window`` bars of ``interval``."""
-    return math.ceil(settings.bars.roll_vol_window * INTERVAL_MINUTES[interval] / (24 * 60))
+    return days_spanning(settings.bars.roll_vol_window, interval)
 
 
 def _lookbacks(f: SqlFile, refs: tuple[str, ...], settings: Settings) -> list[Lookback]:

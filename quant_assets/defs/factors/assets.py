@@ -10,7 +10,6 @@ metadata, the WARN check ``factors_lookback_complete``) and is refreshed when th
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 from datetime import timedelta
 
@@ -29,6 +28,7 @@ from quant_assets.lib.market import market_symbol
 from quant_assets.lib.metadata import Figures
 from quant_assets.lib.partitioned import AssetOutput, TableWrite, WindowStep, daily_asset
 from quant_assets.lib.plots import heatmap_png
+from quant_assets.partitions import days_spanning
 from quant_assets.quant.factors import (
     FactorParams,
     compute_factors,
@@ -51,7 +51,7 @@ def factor_lookback(settings: Settings) -> Lookback:
     """The bar days before a partition that its values read: the longest window + 2 bars."""
     interval = settings.features.interval
     bars_back = factor_params(settings).history_bars + 2
-    return Lookback(f"bars_{interval}", math.ceil(bars_back * INTERVAL_MINUTES[interval] / (24 * 60)))
+    return Lookback(f"bars_{interval}", days_spanning(bars_back, interval))
 
 
 def market_description(market: str | None) -> str:

@@ -19,7 +19,6 @@ when the missing days land.
 """
 
 
-import math
 
 import dagster as dg
 import polars as pl
@@ -33,6 +32,7 @@ from quant_assets.lib.lookback import (
     status_figures,
 )
 from quant_assets.lib.partitioned import AssetOutput, TableWrite, WindowStep, daily_asset
+from quant_assets.partitions import days_spanning
 from quant_assets.quant.calendar import day_start
 from quant_assets.quant.feature_catalogue import Catalogue, load_catalogue
 from quant_assets.quant.features import compute_feature_table, join_higher_interval
@@ -105,7 +105,7 @@ def feature_lookbacks(settings: Settings, interval: str) -> list[Lookback]:
     last ones included), which must be complete themselves."""
     return [
         Lookback(f"bars_{interval}", None),
-        *(Lookback(f"features_{h}", math.ceil(INTERVAL_MINUTES[h] / (24 * 60)), complete=True)
+        *(Lookback(f"features_{h}", days_spanning(1, h), complete=True)
           for h in higher_intervals(settings, interval)),
     ]
 

@@ -16,7 +16,6 @@ upstream of backtest training may read any of them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -42,6 +41,7 @@ from quant_assets.lib.partitioned import (
     daily_multi_asset,
 )
 from quant_assets.lib.plots import bar_lines_png, explained_variance_png
+from quant_assets.partitions import days_spanning
 from quant_assets.quant.calendar import Window
 from quant_assets.quant.factor_model import (
     FACTOR_RETURN_SCHEMA,
@@ -221,8 +221,7 @@ def build_summary_check(settings: Settings) -> dg.AssetChecksDefinition:
 
 def pca_lookback_days(settings: Settings) -> int:
     """``ceil(pca_window * interval / 1 day) + 1``: the days the trailing window can reach into."""
-    minutes = INTERVAL_MINUTES[settings.features.interval]
-    return math.ceil(settings.research.pca_window * minutes / 1440) + 1
+    return days_spanning(settings.research.pca_window, settings.features.interval) + 1
 
 
 def pca_lookbacks(settings: Settings) -> list[Lookback]:

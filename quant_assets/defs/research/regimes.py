@@ -7,7 +7,6 @@ so a day's rows are bit-identical however it was built.
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +26,7 @@ from quant_assets.lib.lookback import (
 from quant_assets.lib.market import market_symbol
 from quant_assets.lib.partitioned import AssetOutput, TableWrite, WindowStep, daily_asset
 from quant_assets.lib.plots import category_timeline_png
+from quant_assets.partitions import days_spanning
 from quant_assets.quant.calendar import Window
 from quant_assets.quant.regimes import (
     BETA_STATES,
@@ -45,7 +45,7 @@ def regime_lookback_days(settings: Settings) -> int:
     """``ceil((regime_history + the longer window) bars / 1 day) + 1``."""
     r = settings.research
     bars = history_bars(r.regime_vol_window, r.regime_corr_window, r.regime_history)
-    return math.ceil(bars * INTERVAL_MINUTES[settings.features.interval] / 1440) + 1
+    return days_spanning(bars, settings.features.interval) + 1
 
 
 def regime_lookbacks(settings: Settings) -> list[Lookback]:

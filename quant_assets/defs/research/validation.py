@@ -8,7 +8,6 @@ automation refreshes it when they land. Forward returns look ahead by definition
 are labelled research outputs and nothing upstream of a backtest's training window reads them.
 """
 
-import math
 from datetime import timedelta
 
 import dagster as dg
@@ -24,6 +23,7 @@ from quant_assets.lib.lookback import (
 )
 from quant_assets.lib.partitioned import AssetOutput, TableWrite, WindowStep, daily_multi_asset
 from quant_assets.lib.tear_sheet import window_tear_sheet
+from quant_assets.partitions import days_spanning
 from quant_assets.quant import validation as v
 from quant_assets.quant.forward_returns import forward_returns
 from quant_assets.resources.tables import ident, query_frame, table_exists
@@ -36,7 +36,7 @@ LEAK_NOTE = ("Forward returns look ahead by definition: a research output, never
 def validation_lookbacks(settings: Settings) -> list[Lookback]:
     """One bar back of values (autocorrelation, turnover) and the bars ``max(horizons)`` ahead."""
     interval = settings.features.interval
-    ahead = math.ceil(max(settings.research.horizons) * INTERVAL_MINUTES[interval] / (24 * 60))
+    ahead = days_spanning(max(settings.research.horizons), interval)
     return [Lookback("signals", 1, complete=True), Lookback("factors", 1, complete=True),
             Lookback(f"bars_{interval}", 0, ahead=ahead)]
 

@@ -8,6 +8,7 @@ execution), so nothing computed here can use information from the future.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -122,20 +123,27 @@ def simulate_portfolio(
 
 
 def performance_metrics(
-    net: ArrayLike, bars_per_year: float, turnover: ArrayLike | None = None
+    net: ArrayLike,
+    bars_per_year: float,
+    turnover: ArrayLike | None = None,
+    *,
+    min_bars_for_sharpe: int = 2,
 ) -> dict[str, float]:
     """Summary statistics of a per-bar net simple-return series.
 
-    With ``r`` = ``net`` (length ``n``), ``A = bars_per_year`` and equity
-    ``E_0 = 1, E_t = prod_{i<=t} (1 + r_i)``:
+    Annualisation: ``A = bars_per_year`` is the number of bars in a 365-day year (crypto
+    trades every day: 8,760 for 1h bars, 365 for daily bars), not 252 trading days.
 
-    * ``sharpe`` = ``mean(r) / std(r, ddof=1) * sqrt(A)``; NaN if ``n < 2`` or all ``r``
-      are equal (std 0).
-    * ``sortino`` = ``mean(r) / sqrt(mean(min(r, 0)^2)) * sqrt(A)``; NaN if ``n < 2`` or
-      the downside deviation is 0.
+    With ``r`` = ``net`` (length ``n``) and equity ``E_0 = 1, E_t = prod_{i<=t} (1 + r_i)``:
+
+    * ``sharpe`` = ``mean(r) / std(r, ddof=1) * sqrt(A)``; NaN if
+      ``n < min_bars_for_sharpe`` (at least 2) or all ``r`` are equal (std 0).
+    * ``sortino`` = ``mean(r) / sqrt(mean(min(r, 0)^2)) * sqrt(A)``; NaN if
+      ``n < min_bars_for_sharpe`` or the downside deviation is 0.
+    * ``annual_volatility`` = ``std(r, ddof=1) * sqrt(A)``; NaN if ``n < 2``.
     * ``total_return`` = ``E_n - 1``.
     * ``annual_return`` = ``(1 + total_return)^(A / n) - 1`` (-1 if equity hit <= 0;
-      NaN if ``n = 0``).
+      NaN if ``n = 0``); ``cagr`` is the same number under its usual name.
     * ``max_drawdown`` = ``max_t (1 - E_t / max_{s<=t} E_s)`` including ``E_0 = 1``, a
       positive fraction (0.25 = -25 % from peak).
     * ``calmar`` = ``annual_return / max_drawdown``; NaN if ``max_drawdown`` is 0.
@@ -152,15 +160,20 @@ def performance_metrics(
         raise ValueError("net must be finite")
     if not (math.isfinite(bars_per_year) and bars_per_year > 0):
         raise ValueError(f"bars_per_year must be a positive finite number, got {bars_per_year}")
+    if not _is_integer(min_bars_for_sharpe) or min_bars_for_sharpe < 2:
+        raise ValueError(f"min_bars_for_sharpe must be an integer >= 2, got {min_bars_for_sharpe!r}")
     n = r.size
     nan = float("nan")
     ann = math.sqrt(bars_per_year)
 
-    sharpe = sortino = nan
+    sharpe = sortino = volatility = nan
     if n >= 2:
+        std = float(r.std(ddof=1))
+        volatility = std * ann
+    if n >= min_bars_for_sharpe:
         mean = float(r.mean())
         if np.ptp(r) > 0:  # exact test: a constant series has std 0, not rounding noise
-            sharpe = mean / float(r.std(ddof=1)) * ann
+            sharpe = mean / std * ann
         downside = math.sqrt(float(np.mean(np.minimum(r, 0.0) ** 2)))
         if downside > 0:
             sortino = mean / downside * ann
@@ -190,14 +203,20 @@ def performance_metrics(
     return {
         "sharpe": sharpe,
         "sortino": sortino,
+        "annual_volatility": volatility,
         "max_drawdown": max_dd,
         "calmar": calmar,
         "total_return": total,
         "annual_return": annual,
+        "cagr": annual,
         "hit_rate": hit,
         "turnover": mean_turnover,
         "n_bars": float(n),
     }
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def select_by_sharpe(

@@ -333,6 +333,7 @@ class _Compiled:
     numerator: cp.Variable | None
     kappa: cp.Variable | None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    primed: bool = False
 
 
 def _attempt(
@@ -346,6 +347,12 @@ def _attempt(
         for name, parameter in compiled.parameters.items():
             parameter.value = values[name]
         try:
+            if not compiled.primed:
+                # The first solve compiles the problem and takes another numerical path: its last
+                # bits differ from every later solve's. Solving it twice makes a result independent
+                # of which problems were solved before (so of build order).
+                compiled.problem.solve(solver=solver, **_SOLVER_OPTIONS.get(solver, {}))
+                compiled.primed = True
             compiled.problem.solve(solver=solver, **_SOLVER_OPTIONS.get(solver, {}))
         except Exception as error:  # noqa: BLE001 - any solver error means: try the next solver
             return f"raised {type(error).__name__}", None

@@ -127,6 +127,25 @@ def test_participation_cap_cuts_the_trade_and_keeps_trading() -> None:
     np.testing.assert_array_equal(clean.capped, [0, 0, 0])
 
 
+def test_unpriceable_impact_skips_the_trade() -> None:
+    """With impact on and no cap, a NaN volatility or a NaN / 0 volume leaves the symbol untraded."""
+    flat = np.zeros((3, 2))
+    targets = np.array([[0.4, 0.4], [0.4, 0.5], [0.4, 0.6]])
+    sigma = np.array([[NAN, 0.01], [0.01, 0.01], [0.01, 0.01]])
+    volume = np.array([[1e7, 1e7], [1e7, 0.0], [1e7, NAN]])
+    costs = CostModel(impact_k=1.0, participation_cap=math.inf)
+    p = simulate_weights(flat, targets, costs=costs, volatility=sigma, dollar_volume=volume)
+    # A: no volatility at bar 0; B: no volume at bars 1 (0) and 2 (NaN)
+    np.testing.assert_array_equal(p.traded[:, 1] != 0, [True, False, False])
+    np.testing.assert_array_equal(p.traded[:, 0] != 0, [False, True, True])
+    np.testing.assert_array_equal(p.capped, [0, 0, 0])  # not the cap's doing
+    c0 = 0.4 * 0.01 * math.sqrt(0.4 * 1e6 / 1e7)
+    x1 = 0.4  # A from 0; equity 1 - c0 (flat prices), so its notional is 0.4 * (1 - c0) * 1M
+    c1 = x1 * 0.01 * math.sqrt(x1 * (1 - c0) * 1e6 / 1e7)
+    np.testing.assert_allclose(p.cost[:2], [c0, c1], rtol=1e-14)
+    np.testing.assert_allclose(p.equity, np.cumprod(1 - p.cost), rtol=1e-15)
+
+
 def test_nan_return_blocks_the_trade_and_drifts_flat() -> None:
     returns = np.array([[0.1, NAN], [NAN, 0.02], [0.0, 0.0]])
     targets = np.array([[0.5, 0.5], [0.2, 0.2], [0.2, 0.2]])

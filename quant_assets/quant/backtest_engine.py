@@ -8,9 +8,10 @@ trade can take several bars to complete. The bar loop is compiled with numba.
 
 Timing (bar ``t`` spans ``close[t-1] -> close[t]``): row ``t`` of every input except ``returns`` is
 known at the close of bar ``t - 1`` (the caller has shifted it), and the trade it asks for happens
-at the start of bar ``t`` at the price ``close[t-1]``. Nothing at bar ``t`` reads ``returns[t]``
-except the bar's own P&L and the "no price, no trade" rule (a NaN return), so weights and trades up
-to bar ``t`` do not depend on any return after ``t - 1`` beyond that flag.
+at the start of bar ``t`` at the price ``close[t-1]``. The trade of bar ``t`` reads ``returns[t]``
+only through the "no price, no trade" rule (a NaN return); its value is used only for the bar's
+own P&L and drift, so weights and trades up to bar ``t`` never depend on the returns of bars
+``>= t`` (tested by changing them).
 
 Accounting (first order, per unit of pre-trade equity ``E_{t-1}``): the trade moves the weights
 from ``pre_trade`` to ``weights`` (positions worth ``weights * E_{t-1}``), costs ``cost_t *
@@ -223,11 +224,13 @@ def _optional_panel(values: ArrayLike | None, name: str, shape: tuple[int, int])
 
 @numba.njit(cache=True)
 def _simulate_bars(
-    returns, targets, sigma, volume, has_sigma, has_volume,
-    linear_rate, impact_k, cap, capital,
-    w, weights, pre_trade, traded, per_bar, capped,
-):  # pragma: no cover - compiled; exercised through simulate_weights
-    """The bar loop of :func:`simulate_weights`; fills the output arrays, drifts ``w`` in place."""
+    returns: FloatArray, targets: FloatArray, sigma: FloatArray, volume: FloatArray,
+    has_sigma: bool, has_volume: bool, linear_rate: float, impact_k: float, cap: float, capital: float,
+    w: FloatArray, weights: FloatArray, pre_trade: FloatArray, traded: FloatArray,
+    per_bar: FloatArray, capped: IntArray,
+) -> None:
+    """The bar loop of :func:`simulate_weights`: fills the output arrays and drifts ``w`` in place
+    (it ends as the final weights). ``per_bar`` rows: gross, cost, net, turnover, equity."""
     n_bars, n_assets = returns.shape
     capped_trades = cap < math.inf and has_volume
     priced_impact = impact_k > 0.0 and has_sigma and has_volume

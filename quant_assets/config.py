@@ -297,6 +297,27 @@ MarketSymbol = Annotated[str, Field(pattern=f"^$|{SYMBOL_PATTERN[1:-1]}",
                                                 "feature catalogue's market_symbol")]
 
 
+TrainingMode = Annotated[Literal["rolling", "expanding"], Field(description="rolling or expanding")]
+Sizing = Annotated[Literal["unit", "kelly"], Field(description="unit or kelly")]
+Calibration = Annotated[Literal["logistic", "isotonic"], Field(description="logistic or isotonic")]
+ImpactK = _number("a number >= 0 and <= 100 (square-root impact coefficient)", ge=0, le=100)
+Capital = _number("a number of quote currency >= 1 and <= 1e15", ge=1, le=1e15)
+SharpeBars = _integer(2, MAX_WINDOW, f"a number of bars from 2 to {MAX_WINDOW}")
+BootstrapSamples = _integer(100, 100_000, "an integer from 100 to 100000")
+PboSplits = Annotated[int, BeforeValidator(_no_bool), Field(ge=2, le=20, multiple_of=2,
+                      description="an even integer from 2 to 20")]
+GrossLimit = _number("a number > 0 and <= 10 (sum of absolute weights)", gt=0, le=10)
+Penalty = _number("a number >= 0 and <= 1 (return per unit of turnover)", ge=0, le=1)
+TurnoverCap = _number("a number > 0 and <= 20 (sum of absolute weight changes)", gt=0, le=20)
+Leverage = _number("a number > 0 and <= 10", gt=0, le=10)
+Objectives = _list_of(Literal["mean_variance", "min_variance", "max_sharpe"],
+                      "a list of distinct objectives from mean_variance, min_variance, max_sharpe (or [])", 0)
+RiskAversions = _list_of(_number("a number > 0 and <= 1e6", gt=0, le=1e6),
+                         "a non-empty list of distinct numbers > 0 and <= 1e6")
+PortfolioModes = _list_of(Literal["long_only", "market_neutral"],
+                          "a non-empty list of distinct modes from long_only, market_neutral")
+
+
 Symbols = _list_of(Symbol, "a non-empty list of distinct ccxt symbols BASE/QUOTE such as BTC/USDT")
 FundingSymbols = _list_of(Symbol, "a list of distinct symbols BASE/QUOTE such as BTC/USDT (or [])", 0)
 BarIntervals = _list_of(Interval, f"a non-empty list of distinct intervals from {_choices(Interval)}, "
@@ -389,16 +410,58 @@ class SignalSettings:
 
 @pydantic_dataclass(frozen=True, config=_SECTION)
 class BacktestSettings:
-    train_days: Days = 14
-    min_train_days: Days = 7
-    fee_bps: Bps = 10.0
-    slippage_bps: Bps = 5.0
+    """Walk-forward folds, costs, metrics and overfitting statistics (see quant/walk_forward.py,
+    backtest_engine.py, overfitting.py). Days are UTC days, windows are bars of features.interval."""
+
+    train_days: Days = 14              # training window before each fold's out-of-sample window
+    min_train_days: Days = 7           # fewer days of signals in the training window: the fold is skipped
+    test_days: Days = 1                # a fold's out-of-sample window (days, each a partition)
+    step_days: Days = 1                # days between fold starts; >= test_days (no out-of-sample day twice)
+    training: TrainingMode = "rolling"  # rolling: the last train_days; expanding: every day since the origin
+    fee_bps: Bps = 10.0                # realistic costs: exchange fee per side, of traded notional
+    half_spread_bps: Bps = 2.5         # realistic costs: half the bid-ask spread, of traded notional
+    impact_k: ImpactK = 1.0            # square-root impact k * sigma * sqrt(traded notional / bar dollar volume)
+    participation_cap: Fraction = 0.1  # a trade is cut to this share of the previous bar's dollar volume
+    capital: Capital = 1_000_000.0     # quote-currency notional at the start of each fold (impact needs money)
+    min_bars_for_sharpe: SharpeBars = 100  # a Sharpe (and Sortino, PSR, DSR) needs at least this many bars
+    sizing: Sizing = "unit"            # unit: the strategy's weights; kelly: scaled by fractional Kelly
+    bootstrap_samples: BootstrapSamples = 1000  # stationary block bootstrap resamples of the Sharpe
+    bootstrap_block_bars: Window = 24  # mean block length of the bootstrap, bars
+    bootstrap_seed: Seed = 7
+    pbo_splits: PboSplits = 16         # CSCV blocks (even); all C(S, S/2) splits
 
     @model_validator(mode="after")
     def _min_within_train(self) -> BacktestSettings:
         if self.min_train_days > self.train_days:
             raise _rule("backtest.min_train_days", f"it exceeds backtest.train_days = {self.train_days}")
+        if self.step_days < self.test_days:
+            raise _rule("backtest.step_days", f"it is below backtest.test_days = {self.test_days}: "
+                                              "folds would test a day twice")
         return self
+
+
+@pydantic_dataclass(frozen=True, config=_SECTION)
+class PortfolioSettings:
+    """Factor portfolios (see quant/portfolio.py): an IC-weighted composite of factors for expected
+    returns, Ledoit-Wolf covariance, a cvxpy problem per rebalance. Each point of the grid
+    objectives x risk_aversions x modes (min_variance has no risk aversion, max_sharpe is long-only)
+    is one strategy of the walk-forward, beside every signal of the catalogue."""
+
+    factors: FactorNames = ()           # () = research.fama_macbeth_factors' default set
+    objectives: Objectives = ("mean_variance", "min_variance", "max_sharpe")
+    risk_aversions: RiskAversions = (1.0, 10.0)  # lambda in w'mu - lambda w'Sigma w (per rebalance horizon)
+    modes: PortfolioModes = ("long_only", "market_neutral")
+    cov_window: StdWindow = 168         # trailing bars of returns for the Ledoit-Wolf covariance
+    rebalance_bars: Window = 24         # bars between rebalances (aligned to the UTC epoch); the mu horizon
+    cap: Fraction = 0.5                 # |w_i| <= cap
+    gross: GrossLimit = 1.0             # market-neutral: sum |w_i| <= gross
+    beta_neutral: Flag = False          # market-neutral: also w' beta = 0 (beta from the factors table)
+    turnover_penalty: Penalty = 0.00125  # per unit of ||w - w_prev||_1: about fee + half-spread
+    turnover_cap: TurnoverCap = 2.0     # ||w - w_prev||_1 <= this per rebalance (2 = no limit long-only)
+    kelly_fraction: Fraction = 0.5      # backtest.sizing = kelly: this share of the full Kelly leverage
+    max_leverage: Leverage = 1.0        # cap on the Kelly leverage
+    calibration: Calibration = "logistic"  # signal -> P(next return > 0), fitted on each training window
+    calibration_buckets: Quantiles = 10    # reliability table buckets
 
 
 @pydantic_dataclass(frozen=True, config=_SECTION)
@@ -535,6 +598,7 @@ class Config:
     factors: FactorSettings = FactorSettings()
     research: ResearchSettings = ResearchSettings()
     backtest: BacktestSettings = BacktestSettings()
+    portfolio: PortfolioSettings = PortfolioSettings()
     automation: AutomationSettings = AutomationSettings()
     alerts: AlertSettings = AlertSettings()
 
@@ -549,9 +613,11 @@ class Config:
         self._signals_find_their_features()
         factors = [*(f"mom_{w}" for w in self.factors.momentum_windows), "reversal", "size", "amihud", "low_vol", "beta"]
         factors += [f"{name}_orth" for name in factors] if self.factors.orthogonalise else []
-        for name in self.research.fama_macbeth_factors:
-            if name not in factors:
-                raise _rule("research.fama_macbeth_factors", f"'{name}' is not a factor; known: {', '.join(factors)}")
+        for key, names in (("research.fama_macbeth_factors", self.research.fama_macbeth_factors),
+                           ("portfolio.factors", self.portfolio.factors)):
+            for name in names:
+                if name not in factors:
+                    raise _rule(key, f"'{name}' is not a factor; known: {', '.join(factors)}")
         if "simulator" in self.providers.candles and self.partitions.start_date < SIMULATOR_EPOCH:
             raise _rule("partitions.start_date", f"the simulator starts on {SIMULATOR_EPOCH.isoformat()}")
         needs_files = [p for p in self.providers.candles if p in FILE_PROVIDERS]
@@ -604,6 +670,7 @@ class Config:
             factors=self.factors,
             research=self.research,
             backtest=self.backtest,
+            portfolio=self.portfolio,
             automation=self.automation,
             alerts=self.alerts,
         )
@@ -651,6 +718,7 @@ class Settings:
     factors: FactorSettings = FactorSettings()
     research: ResearchSettings = ResearchSettings()
     backtest: BacktestSettings = BacktestSettings()
+    portfolio: PortfolioSettings = PortfolioSettings()
     automation: AutomationSettings = AutomationSettings()
     alerts: AlertSettings = AlertSettings()
 

@@ -16,10 +16,9 @@ import sys
 from collections.abc import Callable
 
 import duckdb
-import numpy as np
 
-from quant_assets.config import Settings, bars_per_year
-from quant_assets.quant.backtest import performance_metrics
+from quant_assets.config import Settings
+from quant_assets.quant.backtest_statistics import verdict_words
 from quant_assets.resources.duckdb import QuantDuckDB
 from quant_assets.resources.errors import (
     DuckDBBusy,
@@ -39,6 +38,7 @@ def report_tables(settings: Settings) -> list[str]:
         "raw_candles", *(f"bars_{i}" for i in intervals), "bar_gaps",
         *(f"features_{i}" for i in intervals), "signals", "signal_trades", "factors",
         "signal_ic", "signal_summary", "factor_returns", "regimes", "backtest_folds", "backtest_pnl",
+        "backtest_positions", "portfolio_weights", "backtest_trials", "backtest_summary",
         "backtest_manifest", "experiment_registry",
     ]
 
@@ -71,25 +71,43 @@ def report_lines(conn: duckdb.DuckDBPyConnection, settings: Settings) -> list[st
 
 
 def _backtest_lines(conn: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]:
-    net = np.array([r[0] for r in conn.execute("SELECT net_return FROM backtest_pnl ORDER BY ts").fetchall()])
-    ok, skipped = conn.execute(
-        "SELECT count(*) FILTER (status = 'OK'), count(*) FILTER (status <> 'OK') FROM backtest_folds"
+    ok, other = conn.execute(
+        "SELECT count(*) FILTER (status = 'OK'), count(*) FILTER (status <> 'OK') FROM backtest_folds "
+        "WHERE cost_mode = 'realistic'"
     ).fetchone()
     chosen = conn.execute(
-        "SELECT selected_signal, count(*) FROM backtest_folds WHERE status = 'OK' GROUP BY ALL ORDER BY 2 DESC"
+        "SELECT selected_strategy, count(*) FROM backtest_folds WHERE status = 'OK' AND cost_mode = 'realistic' "
+        "GROUP BY ALL ORDER BY 2 DESC, 1"
     ).fetchall()
-    lines = [f"walk-forward backtest: {ok} folds traded, {skipped} skipped for lack of training history"]
-    if len(net):
-        m = performance_metrics(net, bars_per_year(settings.features.interval))
-        interval = settings.features.interval
-        lines.append(
-            f"  out-of-sample, after costs, on {interval} bars: Sharpe {_fmt(m['sharpe'])} and Sortino "
-            f"{_fmt(m['sortino'])} (annualised, 365 days), total return {_fmt(m['total_return'], True)}, "
-            f"max drawdown {_fmt(m['max_drawdown'], True)} (bar-level equity), hit rate "
-            f"{_fmt(m['hit_rate'], True)} of {len(net)} bars"
-        )
-        lines.append("  rules chosen: " + ", ".join(f"{name} x{n}" for name, n in chosen))
+    interval = settings.features.interval
+    lines = [f"walk-forward backtest on {interval} bars: {ok} out-of-sample days traded, {other} not "
+             "(no fold, too little training history, or an incomplete lookback)"]
+    if chosen:
+        lines.append("  strategies chosen (realistic costs): " + ", ".join(f"{name} x{n}" for name, n in chosen))
+    if table_exists(conn, "backtest_summary"):
+        lines += _summary_lines(conn)
     lines.append(f"manifests: {settings.manifest_dir.resolve()} (and tables backtest_manifest, experiment_registry)")
+    return lines
+
+
+def _summary_lines(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = conn.execute("""
+        SELECT cost_mode, strategy, n_bars, gross_total_return, total_return, cost_total, sharpe, sortino,
+               max_drawdown, psr, dsr, n_trials, pbo, sharpe_ci_low, sharpe_ci_high, null_reason
+        FROM backtest_summary WHERE role <> 'trial' ORDER BY cost_mode DESC, role DESC, strategy
+    """).fetchall()
+    lines = ["  out of sample (annualised over a 365-day year; drawdown on bar-level equity):"]
+    for mode, name, n, gross, net, cost, sharpe, sortino, mdd, psr, dsr, trials, pbo, low, high, why in rows:
+        label = f"{name} ({mode})"
+        text = (f"    {label:<34} {n:>6} bars  gross {_fmt(gross, True):>8}  net {_fmt(net, True):>8}  "
+                f"Sharpe {_fmt(sharpe)} [{_fmt(low)}, {_fmt(high)}]  Sortino {_fmt(sortino)}  max DD {_fmt(mdd, True)}")
+        if name == "walk_forward":
+            text += f"  costs {_fmt(cost, True)}  PSR {_fmt(psr)}  DSR {_fmt(dsr)} ({trials or 0} trials)  PBO {_fmt(pbo)}"
+        lines.append(text)
+        if name == "walk_forward":
+            lines.append(f"      {verdict_words(dsr, pbo)}" + (f" ({why})" if why else ""))
+    lines.append("    [a, b]: 95% stationary block-bootstrap interval of the Sharpe; DSR deflates by every trial "
+                 "ever run on this universe and interval")
     return lines
 
 

@@ -118,8 +118,8 @@ def test_blank_scalar_variables_are_ignored_and_overrides_beat_the_environment(t
     s = load_settings(env=env)
     assert s.symbols == DEFAULT_SYMBOLS and s.simulator_seed == 6 and s.backtest.fee_bps == 3.0
     assert s.data_dir == Path("data") and s.start_date == date(2024, 1, 1)
-    s = load_settings(env=env, overrides={"simulator": {"seed": 9}, "backtest": {"slippage_bps": 1}})
-    assert s.simulator_seed == 9 and (s.backtest.fee_bps, s.backtest.slippage_bps) == (3.0, 1.0)
+    s = load_settings(env=env, overrides={"simulator": {"seed": 9}, "backtest": {"half_spread_bps": 1}})
+    assert s.simulator_seed == 9 and (s.backtest.fee_bps, s.backtest.half_spread_bps) == (3.0, 1.0)
 
 
 def test_yaml_values_are_read_as_written(tmp_path):
@@ -142,8 +142,11 @@ def test_settings_defaults_equal_an_empty_config(tmp_path, monkeypatch):
 
 def test_settings_stay_frozen_dataclasses_and_sections_validate_on_replace():
     s = load_settings(env={})
-    assert dataclasses.asdict(s)["backtest"] == {"train_days": 14, "min_train_days": 7, "fee_bps": 10.0,
-                                                 "slippage_bps": 5.0}
+    assert dataclasses.asdict(s)["backtest"] == {
+        "train_days": 14, "min_train_days": 7, "test_days": 1, "step_days": 1, "training": "rolling",
+        "fee_bps": 10.0, "half_spread_bps": 2.5, "impact_k": 1.0, "participation_cap": 0.1, "capital": 1e6,
+        "min_bars_for_sharpe": 100, "sizing": "unit", "bootstrap_samples": 1000, "bootstrap_block_bars": 24,
+        "bootstrap_seed": 7, "pbo_splits": 16}
     assert hash(s) == hash(load_settings(env={}))
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.backtest.fee_bps = 1.0  # type: ignore[misc]

@@ -19,7 +19,7 @@ CASES = [
     ("backtest: {fee_bps: -1}", "backtest.fee_bps"),
     ("backtest: {fee_bps: true}", "backtest.fee_bps"),
     ("backtest: {fee_bps: {a: 1}}", "backtest.fee_bps"),
-    ("backtest: {slippage_bps: [1]}", "backtest.slippage_bps"),
+    ("backtest: {half_spread_bps: [1]}", "backtest.half_spread_bps"),
     ("simulator: {seed: 2.5}", "simulator.seed"),
     ("intervals: {base: 3m}", "intervals.base"),
     ("universe: {symbols: [btc]}", "universe.symbols"),

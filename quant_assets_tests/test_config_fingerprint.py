@@ -10,15 +10,17 @@ If one of them changes, every stored manifest's config hash changes with it: do 
 constants unless the set of data-shaping settings changes on purpose. They last changed when
 ``signals.ema_pairs`` gave way to ``signals.catalogue`` (issue 10): recomputed the same way, with
 the NON_DEFAULT file's ``signals.yaml`` written as below; and again when the ``factors`` and ``research``
-sections (issue 10) joined the data-shaping settings.
+sections (issue 10) joined the data-shaping settings; and again when the ``backtest`` section grew
+folds, costs and overfitting settings and the ``portfolio`` section joined (issue 11), with the
+NON_DEFAULT file's ``slippage_bps: 1.5`` become ``half_spread_bps: 1.5``.
 """
 
 import pytest
 
 from quant_assets.config import load_settings
 
-DEFAULT_FINGERPRINT = "903a2320664b9b5c1dad67ffdbd9cb84cbc9ecc72240e03ea0820609ae36be95"
-NON_DEFAULT_FINGERPRINT = "beb988ad493d10ff7cd92259c719587d6788d41a84d3482217a4acb963fffe8b"
+DEFAULT_FINGERPRINT = "071f4721bfb71a7e1bf951c13d52f710a33a8d29495ce32fce9af58a39b0f019"
+NON_DEFAULT_FINGERPRINT = "f952d77645a663d2e98d5eabb7d9838a34b9cdc7118df44d87874c995126c88d"
 
 # Touches every data-shaping section; ints where floats belong (timeout_s: 5, fee_bps: 2) and a
 # trailing slash on a base URL check that values are normalised exactly as before.
@@ -63,7 +65,7 @@ backtest:
   train_days: 30
   min_train_days: 10
   fee_bps: 2
-  slippage_bps: 1.5
+  half_spread_bps: 1.5
 automation:
   schedules_enabled: true
   daily_at: "1:05"

@@ -26,8 +26,17 @@ def _error(tmp_path, text: str, env: dict[str, str] | None = None) -> str:
 EXACT = [
     ("backtest: {fee_bps: abc}", "config key 'backtest.fee_bps' = 'abc' must be a number >= 0 and <= 1000 (basis points)"),
     ("backtest: {fee_bps: [1]}", "config key 'backtest.fee_bps' = [1] must be a number >= 0 and <= 1000 (basis points)"),
-    ("backtest: {slippage_bps: [1]}",
-     "config key 'backtest.slippage_bps' = [1] must be a number >= 0 and <= 1000 (basis points)"),
+    ("backtest: {half_spread_bps: [1]}",
+     "config key 'backtest.half_spread_bps' = [1] must be a number >= 0 and <= 1000 (basis points)"),
+    ("backtest: {pbo_splits: 7}", "config key 'backtest.pbo_splits' = 7 must be an even integer from 2 to 20"),
+    ("backtest: {step_days: 1, test_days: 3}",
+     "config key 'backtest.step_days' = 1 must be a whole number of days from 1 to 3650; it is below "
+     "backtest.test_days = 3: folds would test a day twice"),
+    ("backtest: {training: sliding}", "config key 'backtest.training' = 'sliding' must be rolling or expanding"),
+    ("portfolio: {modes: [short_only]}", "config key 'portfolio.modes' = ['short_only'] must be a non-empty list "
+     "of distinct modes from long_only, market_neutral; 'short_only' is not"),
+    ("portfolio: {risk_aversions: []}",
+     "config key 'portfolio.risk_aversions' = [] must be a non-empty list of distinct numbers > 0 and <= 1e6"),
     ("backtest: {fee_bps: .nan}", "config key 'backtest.fee_bps' = nan must be a number >= 0 and <= 1000 (basis points)"),
     ("simulator: {seed: true}", "config key 'simulator.seed' = True must be a positive integer below 2**63"),
     ("intervals: {base: 3m}", "config key 'intervals.base' = '3m' must be one of 1m, 5m"),
@@ -39,8 +48,8 @@ EXACT = [
      "config key 'alerts.ui_url' = 'not a url' must be an http(s) URL such as https://api.binance.com"),
     ("automation: {schedules_enabled: maybe}", "config key 'automation.schedules_enabled' = 'maybe' must be true or false"),
     ("backtest: {feebps: 1}",
-     "config key 'backtest.feebps' is unknown; accepted: train_days, min_train_days, fee_bps, slippage_bps"),
-    ("backtest: 5", "config key 'backtest' = 5 must be a mapping with keys: train_days, min_train_days, fee_bps, slippage_bps"),
+     "config key 'backtest.feebps' is unknown; accepted: train_days, min_train_days, test_days, step_days, training, fee_bps, half_spread_bps, impact_k, participation_cap, capital, min_bars_for_sharpe, sizing, bootstrap_samples, bootstrap_block_bars, bootstrap_seed, pbo_splits"),
+    ("backtest: 5", "config key 'backtest' = 5 must be a mapping with keys: train_days, min_train_days, test_days, step_days, training, fee_bps, half_spread_bps, impact_k, participation_cap, capital, min_bars_for_sharpe, sizing, bootstrap_samples, bootstrap_block_bars, bootstrap_seed, pbo_splits"),
     ("providers: {base_urls: {nasdaq: 'http://x'}}",
      "config key 'providers.base_urls.nasdaq' is unknown; accepted: binance, coinbase, kraken, dexscreener, "
      "binance_futures, alternative_me"),
@@ -53,7 +62,7 @@ def test_the_error_line_reads_exactly(tmp_path, text, line):
 
 
 BAD_NUMBERS = ["abc", "[1]", "{a: 1}", ".nan", "nan", ".inf", "inf", "-.inf", "-1", "true", "false", "''", "null"]
-NUMBER_KEYS = ["backtest.fee_bps", "backtest.slippage_bps", "bars.return_z_max", "bars.min_completeness",
+NUMBER_KEYS = ["backtest.fee_bps", "backtest.half_spread_bps", "bars.return_z_max", "bars.min_completeness",
                "resilience.timeout_s", "resilience.rate_scale", "alerts.retry_wait_s"]
 INT_KEYS = ["simulator.seed", "backtest.train_days", "bars.roll_vol_window", "features.vol_window",
             "resilience.max_workers", "polling.interval_s", "alerts.escalate_after", "automation.freshness_grace_minutes"]

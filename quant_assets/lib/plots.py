@@ -128,3 +128,35 @@ def explained_variance_png(days: Sequence[date], ratios: dict[str, Sequence[floa
     axis.legend(fontsize=7, ncol=min(5, len(ratios)))
     figure.autofmt_xdate()
     return figure_markdown(figure, title)
+
+
+def equity_comparison_png(times: Sequence[date], equity: dict[str, Sequence[float]], title: str) -> str:
+    """Equity curves (growth of 1.0) of several paths above, each one's drawdown below."""
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 4.6), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
+    for name, curve in equity.items():
+        top.plot(times, curve, linewidth=1.2, label=name)
+        peak, drawdown = 0.0, []
+        for value in curve:
+            peak = max(peak, value)
+            drawdown.append(-(1 - value / peak) * 100 if peak > 0 else 0.0)
+        bottom.plot(times, drawdown, linewidth=0.9)
+    top.axhline(1.0, color="#999999", linewidth=0.8, linestyle="--")
+    top.set_ylabel("equity (start = 1.0)")
+    top.set_title(title, fontsize=10)
+    top.legend(fontsize=7, ncol=2)
+    bottom.set_ylabel("drawdown (%)")
+    bottom.set_xlabel("out-of-sample bar (UTC)")
+    figure.autofmt_xdate()
+    return figure_markdown(figure, title)
+
+
+def histogram_png(values: Sequence[float], title: str, xlabel: str, reference: float | None = None) -> str:
+    """A histogram of ``values`` with an optional vertical reference line."""
+    figure, axis = plt.subplots(figsize=(6, 2.8))
+    axis.hist(values, bins=min(40, max(5, len(values) // 20)), color="#1f77b4", alpha=0.8)
+    if reference is not None:
+        axis.axvline(reference, color="#d62728", linewidth=1.0, linestyle="--")
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel("splits")
+    axis.set_title(title, fontsize=10)
+    return figure_markdown(figure, title)

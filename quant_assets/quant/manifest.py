@@ -30,13 +30,16 @@ def experiment_id(settings: Settings) -> str:
 
 
 def hypothesis(settings: Settings) -> str:
-    bt = settings.backtest
+    bt, pf = settings.backtest, settings.portfolio
     catalogue = load_signal_catalogue(settings.signals.catalogue or None)
     rules = ", ".join(f"{s.name} ({s.rule})" for s in catalogue.signals)
+    portfolios = ", ".join(pf.objectives) or "none"
     return (
-        f"On {settings.features.interval} bars of {len(settings.symbols)} symbols, the signal catalogue's rules "
-        f"[{rules}] re-selected each day by Sharpe over the previous {bt.train_days} days earn a positive "
-        f"out-of-sample return after {bt.fee_bps} bps fees and {bt.slippage_bps} bps slippage."
+        f"On {settings.features.interval} bars of {len(settings.symbols)} symbols, the strategy with the best "
+        f"in-sample Sharpe among the signal catalogue's rules [{rules}] and factor portfolios [{portfolios}; "
+        f"{', '.join(pf.modes)}], re-selected each fold on the previous {bt.train_days} days ({bt.training}), "
+        f"earns a positive out-of-sample return after {bt.fee_bps} bps fees, {bt.half_spread_bps} bps half-spread "
+        f"and square-root impact (k = {bt.impact_k})."
     )
 
 
@@ -56,7 +59,8 @@ def canonical_hash(document: dict[str, Any]) -> str:
 def input_tables(settings: Settings) -> list[str]:
     """The tables whose partition hashes a fold's manifest lists."""
     interval = settings.features.interval
-    return ["raw_candles", f"bars_{interval}", f"features_{interval}", "signals", "backtest_folds", "backtest_pnl"]
+    return ["raw_candles", f"bars_{interval}", f"features_{interval}", "signals", "factors", "backtest_folds",
+            "backtest_pnl"]
 
 
 def fold_manifest(
@@ -78,8 +82,9 @@ def fold_manifest(
             continue
         inputs.setdefault(table, {})[part] = {"rows": n, "sha256": digest}
         params[table] = p_hash
-    fold = folds.filter(pl.col("fold") == key)
-    metrics = dict(fold.drop("train_start", "train_end", "test_start", "test_end").row(0, named=True)) if fold.height else {}
+    fold = folds.filter(pl.col("day").dt.strftime("%Y-%m-%d") == key).sort("cost_mode")
+    dropped = ["day", "cost_mode", "train_start", "train_end", "test_start", "test_end"]
+    metrics = {row["cost_mode"]: {k: v for k, v in row.items() if k not in dropped} for row in fold.iter_rows(named=True)}
     return {
         "kind": "walk_forward_fold",
         "partition_key": key,

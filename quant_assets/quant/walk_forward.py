@@ -1,188 +1,173 @@
-"""One walk-forward fold: choose a rule on the training window, trade it out of sample.
+"""One walk-forward fold: every strategy on the training window, the best one out of sample.
 
-Arrays share one bar grid of ``T`` bars and ``N`` symbols; bars ``[0, split)`` are the
-training window and ``[split, T)`` the out-of-sample (test) window. Every candidate rule is
-simulated over the training window with :func:`~quant_assets.quant.backtest.simulate_portfolio`
-(next-bar execution, fees and slippage); the rule with the best in-sample Sharpe is then
-traded over the test window only. The test window enters holding the position the chosen
-rule held after the last training bar, as if the rule had been running (no switching cost
-is charged between folds). Nothing in the test window influences the choice.
+Bars ``[lo, split)`` of a :class:`~quant_assets.quant.strategies.Panel` are the fold's training
+window and ``[split, hi)`` its out-of-sample (test) window; bar ``lo - 1`` is the close the fold
+enters at. For each strategy of the grid (``quant.strategies``) the weights it decides at the
+closes of bars ``lo - 1 .. hi - 2`` are traded by the engine (``quant.backtest_engine``) at the
+start of the next bar, in both cost modes:
+
+* ``clean``: no costs;
+* ``realistic``: fees, half-spread and square-root impact with a participation cap, the volatility
+  and dollar volume those need taken from the bar before the trade (known when it is decided).
+
+One simulation covers the whole fold: the test window continues the positions the strategy held
+at the end of the training window. Per cost mode the strategy with the best Sharpe of its net
+returns over the training bars is selected (``quant.backtest.select_by_sharpe``); with
+``sizing = kelly`` its weights are scaled by fractional Kelly from its training net returns
+(``portfolio.kelly_fraction``) and it is simulated again. Nothing of the test window reaches a
+choice: selection, Kelly and the portfolios' fits read training bars only. The buy-and-hold
+benchmarks (the market symbol, and the equal-weighted universe) enter at the test window's first
+bar and drift, without costs.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
-import polars as pl
 
-from quant_assets.quant.backtest import (
-    PortfolioPath,
-    performance_metrics,
-    select_by_sharpe,
-    simulate_portfolio,
-)
+from quant_assets.quant.backtest import performance_metrics, select_by_sharpe
+from quant_assets.quant.backtest_engine import CostModel, WeightPath, simulate_weights
+from quant_assets.quant.portfolio import kelly_fraction
+from quant_assets.quant.strategies import Decisions, Panel, StrategySpec, decide
 
 OK = "OK"
 SKIPPED = "SKIPPED_INSUFFICIENT_HISTORY"
+COST_MODES = ("clean", "realistic")
 
 
 @dataclass(frozen=True)
-class FoldOutcome:
-    status: str
-    selected: str | None = None
-    train_scores: dict[str, float] = field(default_factory=dict)
-    test_path: PortfolioPath | None = None
-    test_metrics: dict[str, float] = field(default_factory=dict)
+class FoldSetup:
+    """What every fold shares: costs per mode, annualisation, the skip rule, sizing, the market."""
 
-
-def _entry_weights(signal_row: np.ndarray) -> np.ndarray:
-    return np.nan_to_num(signal_row, nan=0.0) / signal_row.shape[0]
-
-
-def run_fold(
-    returns: np.ndarray,
-    candidates: Mapping[str, np.ndarray],
-    entry_signals: Mapping[str, np.ndarray],
-    split: int,
-    bars_per_year: float,
-    fee_bps: float,
-    slippage_bps: float,
-) -> FoldOutcome:
-    """Select on ``[0, split)``, trade on ``[split, T)``.
-
-    ``returns`` is (T, N) simple returns per bar; ``candidates[name]`` (T, N) signals in
-    [-1, 1] known at each bar's close (NaN = no signal yet); ``entry_signals[name]`` (N,)
-    is that rule's signal at the bar before the grid starts (held during bar 0).
-    """
-    if not 0 < split < returns.shape[0]:
-        raise ValueError(f"split {split} must fall inside the grid of {returns.shape[0]} bars")
-    train_nets = {
-        name: simulate_portfolio(
-            returns[:split], signals[:split], _entry_weights(entry_signals[name]), fee_bps, slippage_bps
-        ).net
-        for name, signals in candidates.items()
-    }
-    selected, scores = select_by_sharpe(train_nets, bars_per_year)
-    chosen = candidates[selected]
-    path = simulate_portfolio(
-        returns[split:], chosen[split:], _entry_weights(chosen[split - 1]), fee_bps, slippage_bps
-    )
-    metrics = performance_metrics(path.net, bars_per_year, path.turnover)
-    return FoldOutcome(OK, selected, scores, path, metrics)
-
-
-FOLD_COLUMNS = (
-    "fold", "status", "train_start", "train_end", "test_start", "test_end", "train_days_available",
-    "selected_signal", "train_sharpe", "candidates_tried", "sharpe", "sortino", "max_drawdown",
-    "total_return", "hit_rate", "turnover", "n_bars", "fee_bps", "slippage_bps",
-)
-FOLD_SCHEMA = {
-    "fold": pl.Utf8, "status": pl.Utf8, "train_start": pl.Datetime("us"), "train_end": pl.Datetime("us"),
-    "test_start": pl.Datetime("us"), "test_end": pl.Datetime("us"), "train_days_available": pl.Int32,
-    "selected_signal": pl.Utf8, "train_sharpe": pl.Float64, "candidates_tried": pl.Int32,
-    "sharpe": pl.Float64, "sortino": pl.Float64, "max_drawdown": pl.Float64, "total_return": pl.Float64,
-    "hit_rate": pl.Float64, "turnover": pl.Float64, "n_bars": pl.Int32, "fee_bps": pl.Float64,
-    "slippage_bps": pl.Float64,
-}
-PNL_SCHEMA = {
-    "fold": pl.Utf8, "ts": pl.Datetime("us"), "gross_return": pl.Float64, "cost": pl.Float64,
-    "net_return": pl.Float64, "turnover": pl.Float64, "gross_exposure": pl.Float64,
-}
-
-
-@dataclass(frozen=True)
-class FoldSpec:
-    """How folds are cut and traded: training days, the minimum with signals, costs, annualisation."""
-
-    train_days: int
-    min_train_days: int
-    fee_bps: float
-    slippage_bps: float
+    costs: Mapping[str, CostModel]
     bars_per_year: float
-    step: timedelta
+    min_train_days: int
+    sizing: str = "unit"
+    kelly_fraction: float = 0.5
+    max_leverage: float = 1.0
+    market_index: int | None = None
 
 
-def _finite_or_none(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) else None
+@dataclass(frozen=True)
+class StrategyRun:
+    """One strategy over the fold: its decisions and its path per cost mode (bars ``[lo, hi)``)."""
+
+    spec: StrategySpec
+    decisions: Decisions
+    paths: Mapping[str, WeightPath]
 
 
-def fold_on_grid(
-    day: datetime,
-    grid: pl.Series,
-    returns: np.ndarray,
-    candidates: dict[str, np.ndarray],
-    spec: FoldSpec,
-) -> tuple[dict[str, Any], pl.DataFrame | None]:
-    """The fold whose out-of-sample window is ``day``: its ``backtest_folds`` row and its bars.
+@dataclass(frozen=True)
+class Selection:
+    """The strategy a cost mode traded out of sample and why."""
 
-    ``grid`` is the bar grid of ``returns`` and each candidate's (T, N) signals; it starts one
-    bar before the first training day (that bar's signals are the entry positions). The fold
-    trains on the ``train_days`` days before ``day``; with fewer than ``min_train_days`` days of
-    signals it is skipped (no bars).
-    """
-    train_start, test_end = day - timedelta(days=spec.train_days), day + timedelta(days=1)
-    ts = grid.to_numpy()
-    lo = int(np.searchsorted(ts, np.datetime64(train_start - spec.step)))
-    split = int(np.searchsorted(ts, np.datetime64(day)))
-    hi = int(np.searchsorted(ts, np.datetime64(test_end)))
-    train_mask = np.zeros(len(ts), dtype=bool)
-    train_mask[lo + 1:split] = True
-    with_signal = np.zeros(len(ts), dtype=bool)
-    for signals in candidates.values():
-        with_signal |= ~np.isnan(signals).all(axis=1)
-    days_available = len({str(t)[:10] for t in ts[train_mask & with_signal]})
-    row: dict[str, Any] = {
-        "fold": day.date().isoformat(), "status": SKIPPED, "train_start": train_start, "train_end": day,
-        "test_start": day, "test_end": test_end, "train_days_available": days_available,
-        "selected_signal": None, "train_sharpe": None, "candidates_tried": len(candidates),
-        "sharpe": None, "sortino": None, "max_drawdown": None, "total_return": None,
-        "hit_rate": None, "turnover": None, "n_bars": 0, "fee_bps": spec.fee_bps,
-        "slippage_bps": spec.slippage_bps,
-    }
-    if days_available < spec.min_train_days:
-        return row, None
-    window = {name: s[lo + 1:hi] for name, s in candidates.items()}
-    entry = {name: s[lo] for name, s in candidates.items()}
-    outcome = run_fold(
-        returns[lo + 1:hi], window, entry, split - lo - 1, spec.bars_per_year, spec.fee_bps, spec.slippage_bps
+    name: str
+    train_scores: Mapping[str, float]
+    leverage: float
+    path: WeightPath
+    targets: np.ndarray  # (hi - lo, N) weights decided at the close before each bar (scaled)
+
+
+@dataclass(frozen=True)
+class FoldRun:
+    """A fold's results; bars are indexed from ``lo`` (``split - lo`` training bars first)."""
+
+    status: str
+    lo: int
+    split: int
+    hi: int
+    days_available: int
+    runs: Mapping[str, StrategyRun] = field(default_factory=dict)
+    selections: Mapping[str, Selection] = field(default_factory=dict)
+    benchmark_market: np.ndarray | None = None      # (hi - split,) per-bar return
+    benchmark_equal_weight: np.ndarray | None = None
+
+
+def training_days_with_values(panel: Panel, lo: int, split: int) -> int:
+    """UTC days of the training bars at which some signal or factor has a value."""
+    has = np.zeros(split - lo, dtype=bool)
+    for values in (*panel.signals.values(), *panel.factors.values()):
+        has |= np.isfinite(values[lo:split]).any(axis=1)
+    return len(np.unique(panel.ts[lo:split][has].astype("datetime64[D]")))
+
+
+def simulate(panel: Panel, targets: np.ndarray, lo: int, hi: int, costs: CostModel) -> WeightPath:
+    """The engine over bars ``[lo, hi)``: ``targets[i]`` was decided at the close of bar
+    ``lo - 1 + i`` and is traded at the start of bar ``lo + i``; the fold enters holding
+    ``targets[0]`` (as if the strategy had been running), and volatility and dollar volume of
+    the bar before each trade size its impact and cap."""
+    initial = np.nan_to_num(targets[0], nan=0.0)
+    return simulate_weights(
+        panel.returns[lo:hi], targets, costs=costs,
+        volatility=panel.volatility[lo - 1: hi - 1], dollar_volume=panel.dollar_volume[lo - 1: hi - 1],
+        initial_weights=initial,
     )
-    path, metrics = outcome.test_path, outcome.test_metrics
-    assert path is not None and outcome.selected is not None
-    row.update(
-        status=outcome.status, selected_signal=outcome.selected,
-        train_sharpe=_finite_or_none(outcome.train_scores[outcome.selected]),
-        sharpe=_finite_or_none(metrics["sharpe"]), sortino=_finite_or_none(metrics["sortino"]),
-        max_drawdown=_finite_or_none(metrics["max_drawdown"]),
-        total_return=_finite_or_none(metrics["total_return"]),
-        hit_rate=_finite_or_none(metrics["hit_rate"]), turnover=_finite_or_none(metrics["turnover"]),
-        n_bars=int(metrics["n_bars"]),
-    )
-    bars = pl.DataFrame(
-        {
-            "fold": [row["fold"]] * path.net.shape[0],
-            "ts": grid[split:hi],
-            "gross_return": path.gross, "cost": path.cost, "net_return": path.net,
-            "turnover": path.turnover, "gross_exposure": np.abs(path.weights).sum(axis=1),
-        },
-        schema=PNL_SCHEMA,
-    )
-    return row, bars
 
 
-def walk_forward(
-    days: list[datetime], grid: pl.Series, returns: np.ndarray, candidates: dict[str, np.ndarray], spec: FoldSpec
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Every fold of ``days``: the ``backtest_folds`` rows and the ``backtest_pnl`` bars."""
-    folds, pnl = [], []
-    for day in days:
-        fold, bars = fold_on_grid(day, grid, returns, candidates, spec)
-        folds.append(fold)
-        if bars is not None:
-            pnl.append(bars)
-    folds_frame = pl.DataFrame(folds, schema_overrides=FOLD_SCHEMA, orient="row").select(FOLD_COLUMNS)
-    return folds_frame, pl.concat(pnl) if pnl else pl.DataFrame(schema=PNL_SCHEMA)
+def run_fold(panel: Panel, specs: Sequence[StrategySpec], lo: int, split: int, hi: int, setup: FoldSetup) -> FoldRun:
+    """Every strategy over ``[lo, hi)``, the selection per cost mode, and the benchmarks."""
+    if not 1 <= lo < split < hi <= panel.returns.shape[0]:
+        raise ValueError(f"fold bars lo={lo}, split={split}, hi={hi} do not fit a panel of {panel.returns.shape[0]} bars")
+    days = training_days_with_values(panel, lo, split)
+    if days < setup.min_train_days or not specs:
+        return FoldRun(SKIPPED, lo, split, hi, days)
+    runs = {}
+    for spec in specs:
+        decisions = decide(spec, panel, lo - 1, hi - 1, (lo, split))
+        paths = {mode: simulate(panel, decisions.weights, lo, hi, setup.costs[mode]) for mode in COST_MODES}
+        runs[spec.name] = StrategyRun(spec, decisions, paths)
+    n_train = split - lo
+    selections = {}
+    for mode in COST_MODES:
+        nets = {name: run.paths[mode].net[:n_train] for name, run in runs.items()}
+        best, scores = select_by_sharpe(nets, setup.bars_per_year)
+        targets = runs[best].decisions.weights
+        path = runs[best].paths[mode]
+        leverage = 1.0
+        if setup.sizing == "kelly":
+            train_net = nets[best]
+            leverage = kelly_fraction(float(train_net.mean()), float(train_net.var(ddof=1)),
+                                      fraction=setup.kelly_fraction, max_leverage=setup.max_leverage)
+            targets = targets * leverage
+            path = simulate(panel, targets, lo, hi, setup.costs[mode])
+        selections[mode] = Selection(best, scores, leverage, path, targets)
+    market, equal = _benchmarks(panel, split, hi, setup)
+    return FoldRun(OK, lo, split, hi, days, runs, selections, market, equal)
+
+
+def _benchmarks(panel: Panel, split: int, hi: int, setup: FoldSetup) -> tuple[np.ndarray | None, np.ndarray]:
+    n = panel.returns.shape[1]
+    hold = np.full((hi - split, n), np.nan)
+
+    def buy_and_hold(weights: np.ndarray) -> np.ndarray:
+        return simulate_weights(panel.returns[split:hi], hold, costs=CostModel.clean(), initial_weights=weights).net
+
+    equal = buy_and_hold(np.full(n, 1.0 / n))
+    if setup.market_index is None:
+        return None, equal
+    one_hot = np.zeros(n)
+    one_hot[setup.market_index] = 1.0
+    return buy_and_hold(one_hot), equal
+
+
+ANNUALISED = ("sharpe", "sortino", "calmar", "cagr", "annual_return", "annual_volatility")
+
+
+def path_metrics(net: np.ndarray, turnover: np.ndarray, bars_per_year: float, min_bars: int) -> dict[str, Any]:
+    """:func:`quant.backtest.performance_metrics` with NaN as ``None``; below ``min_bars`` bars no
+    annualised figure at all (Sharpe, Sortino, Calmar, CAGR, volatility: annualising a day of
+    bars says nothing), and ``null_reason`` says why a figure is missing."""
+    metrics = performance_metrics(net, bars_per_year, turnover, min_bars_for_sharpe=min_bars)
+    out: dict[str, Any] = {k: (v if math.isfinite(v) else None) for k, v in metrics.items()}
+    reason = None
+    if net.size < min_bars:
+        out.update(dict.fromkeys(ANNUALISED))
+        reason = f"{net.size} bars < backtest.min_bars_for_sharpe = {min_bars}: no annualised figures"
+    elif out["sharpe"] is None:
+        reason = "constant returns: the Sharpe is undefined"
+    out["null_reason"] = reason
+    return out

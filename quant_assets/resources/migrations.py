@@ -344,6 +344,88 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        34,
+        "backtests_research_ii",
+        # The one-rule, one-cost-mode backtest tables of migration 4 are kept, renamed, with their
+        # rows: the walk-forward below has cost modes, strategies and positions they do not.
+        """
+        ALTER TABLE backtest_folds RENAME TO backtest_folds_v1;
+        ALTER TABLE backtest_pnl RENAME TO backtest_pnl_v1;
+        CREATE TABLE backtest_folds (
+            day TIMESTAMP NOT NULL,           -- the out-of-sample day (partition)
+            cost_mode VARCHAR NOT NULL CHECK (cost_mode IN ('clean', 'realistic')),
+            fold VARCHAR,                     -- the fold's first test day, YYYY-MM-DD; NULL: in no fold
+            status VARCHAR NOT NULL CHECK (status IN ('OK', 'SKIPPED_INSUFFICIENT_HISTORY', 'NOT_IN_FOLD',
+                                                      'INCOMPLETE_LOOKBACK')),
+            train_start TIMESTAMP, train_end TIMESTAMP, test_start TIMESTAMP, test_end TIMESTAMP,
+            train_days_available INTEGER NOT NULL,
+            candidates_tried INTEGER NOT NULL,
+            selected_strategy VARCHAR, selected_kind VARCHAR,
+            train_sharpe DOUBLE,              -- annualised, over the training bars
+            leverage DOUBLE,                  -- 1, or the fractional Kelly leverage (backtest.sizing = kelly)
+            n_bars INTEGER NOT NULL,
+            gross_return DOUBLE, cost DOUBLE, total_return DOUBLE,  -- the day's, fractions
+            turnover DOUBLE, hit_rate DOUBLE, max_drawdown DOUBLE,
+            sharpe DOUBLE, sortino DOUBLE, calmar DOUBLE, cagr DOUBLE, annual_volatility DOUBLE,
+            capped_trades INTEGER NOT NULL,
+            benchmark_market_return DOUBLE, benchmark_equal_weight_return DOUBLE,
+            null_reason VARCHAR,              -- why a figure is NULL
+            PRIMARY KEY (day, cost_mode)
+        );
+        CREATE TABLE backtest_pnl (
+            ts TIMESTAMP NOT NULL,            -- bar open time; returns earned over [ts, ts + bar)
+            cost_mode VARCHAR NOT NULL,
+            fold VARCHAR NOT NULL,
+            strategy VARCHAR NOT NULL,
+            gross_return DOUBLE NOT NULL, cost DOUBLE NOT NULL, net_return DOUBLE NOT NULL,
+            turnover DOUBLE NOT NULL, gross_exposure DOUBLE NOT NULL, net_exposure DOUBLE NOT NULL,
+            capped INTEGER NOT NULL,          -- symbols whose trade the participation cap cut
+            benchmark_market DOUBLE, benchmark_equal_weight DOUBLE NOT NULL,
+            PRIMARY KEY (ts, cost_mode)
+        );
+        CREATE TABLE backtest_positions (
+            ts TIMESTAMP NOT NULL, cost_mode VARCHAR NOT NULL, fold VARCHAR NOT NULL,
+            strategy VARCHAR NOT NULL, symbol VARCHAR NOT NULL,
+            signal_ts TIMESTAMP NOT NULL,     -- the bar whose close the target was decided at
+            target_weight DOUBLE,             -- NULL: no rebalance at this bar (the weight drifts)
+            pre_trade_weight DOUBLE NOT NULL, weight DOUBLE NOT NULL,
+            PRIMARY KEY (ts, cost_mode, symbol)
+        );
+        CREATE TABLE backtest_strategy_returns (
+            ts TIMESTAMP NOT NULL, cost_mode VARCHAR NOT NULL, fold VARCHAR NOT NULL,
+            strategy VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+            gross_return DOUBLE NOT NULL, net_return DOUBLE NOT NULL, turnover DOUBLE NOT NULL,
+            PRIMARY KEY (ts, cost_mode, strategy)
+        );
+        CREATE TABLE portfolio_weights (
+            ts TIMESTAMP NOT NULL,            -- first bar the weights are held (decided at its open)
+            fold VARCHAR NOT NULL, strategy VARCHAR NOT NULL,
+            mode VARCHAR NOT NULL CHECK (mode IN ('long_only', 'market_neutral')),
+            symbol VARCHAR NOT NULL, weight DOUBLE NOT NULL,
+            solver VARCHAR NOT NULL, status VARCHAR NOT NULL,
+            PRIMARY KEY (ts, strategy, symbol)
+        );
+        CREATE TABLE backtest_trials (
+            universe VARCHAR NOT NULL,        -- hash of the symbols and the bar interval
+            bar_interval VARCHAR NOT NULL,
+            strategy VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,
+            config_json VARCHAR NOT NULL,     -- what defines the configuration
+            first_day TIMESTAMP NOT NULL,     -- the earliest fold day it was evaluated on
+            PRIMARY KEY (universe, bar_interval, config_json)
+        );
+        CREATE TABLE signal_calibration (
+            day TIMESTAMP NOT NULL, fold VARCHAR NOT NULL, signal_name VARCHAR NOT NULL,
+            method VARCHAR NOT NULL, bucket INTEGER NOT NULL,
+            lower DOUBLE NOT NULL, upper DOUBLE NOT NULL, n BIGINT NOT NULL,
+            predicted_mean DOUBLE NOT NULL, realised_rate DOUBLE NOT NULL,
+            brier DOUBLE NOT NULL, log_loss DOUBLE NOT NULL, base_rate_brier DOUBLE NOT NULL,
+            n_train BIGINT NOT NULL, n_test BIGINT NOT NULL,
+            PRIMARY KEY (day, signal_name, bucket)
+        );
+        """,
+    ),
 )
 
 

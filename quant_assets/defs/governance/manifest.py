@@ -51,7 +51,7 @@ def build_manifest(settings: Settings) -> dg.AssetsDefinition:
             "WHERE list_contains(?, table_name) AND partition_key >= ? AND partition_key < ?",
             [input_tables(settings), first, end.date().isoformat()],
         )
-        folds = query_frame(step.conn, "SELECT * FROM backtest_folds WHERE test_start >= ? AND test_start < ?", [start, end])
+        folds = query_frame(step.conn, "SELECT * FROM backtest_folds WHERE day >= ? AND day < ?", [start, end])
         rows, registry = [], []
         for day in step.window.days():
             document = fold_manifest(settings, day.key, day.start, hashes, folds, commit, dirty, versions, exp_id)
@@ -76,8 +76,8 @@ def _write_manifest(settings: Settings, day: Window, document: dict, folds: pl.D
     """Write the fold's manifest file; its ``backtest_manifest`` row and registry entry."""
     digest = canonical_hash(document)
     path = write_manifest_file(settings.manifest_dir, f"backtest_{day.key}", {**document, "manifest_hash": digest})
-    fold = folds.filter(pl.col("fold") == day.key)
-    selected = fold["selected_signal"][0] if fold.height else None
+    fold = folds.filter((pl.col("day") == day.start) & (pl.col("cost_mode") == "realistic"))
+    selected = fold["selected_strategy"][0] if fold.height else None
     sharpe = fold["sharpe"][0] if fold.height else None
     git, exp_id = document["git"], document["experiment_id"]
     row = (day.key, day.start, digest, git["commit"], git["dirty"], document["config_hash"], exp_id,

@@ -183,6 +183,10 @@ CORRUPTIONS = [
     ("backtest_pnl_consistent", "UPDATE backtest_pnl SET cost = 0.5 WHERE cost_mode = 'clean'"),
     ("signal_calibration_valid", "UPDATE signal_calibration SET realised_rate = 1.5"),
     ("backtest_summary_finite", "UPDATE backtest_summary SET dsr = NULL, null_reason = NULL WHERE role = 'selected'"),
+    ("backtest_pbo_consistent", "UPDATE backtest_pbo SET logit = -abs(logit) - 1 WHERE split < 3"),
+    ("backtest_strategy_returns_valid",
+     "DELETE FROM backtest_strategy_returns WHERE ts = (SELECT max(ts) FROM backtest_strategy_returns) "
+     "AND strategy = 'pf_min_variance_long_only'"),
 ]
 
 
@@ -193,7 +197,7 @@ def test_each_gate_fails_on_a_corrupted_row(built, tmp_path, check, corruption):
     bad = _settings(tmp_path / "bad")
     defs = build_definitions(bad)
     key = next(k for k in defs.resolve_asset_graph().asset_check_keys if k.name == check)
-    days = [] if key.asset_key.to_user_string() == "backtest_summary" else DAYS[4:]
+    days = [] if key.asset_key.to_user_string() in ("backtest_summary", "backtest_pbo") else DAYS[4:]
     selection = dg.AssetSelection.checks(key)
     clean = _run(defs, selection, days or None, raise_on_error=False)
     assert all(e.passed for e in clean.get_asset_check_evaluations()), check

@@ -53,9 +53,11 @@ def test_two_consecutive_partitions_hold_real_values_and_rematerialize_identical
         ).fetchone()
         assert first_return[0] == pytest.approx(first_return[1], rel=1e-12)
 
-        fold = conn.execute("SELECT status, total_return, max_drawdown, n_bars FROM backtest_folds WHERE fold = ?", [DAY2]).fetchone()
+        fold = conn.execute("SELECT status, total_return, max_drawdown, n_bars FROM backtest_folds "
+                            "WHERE day = ?::TIMESTAMP AND cost_mode = 'realistic'", [DAY2]).fetchone()
         assert fold[0] == "OK" and math.isfinite(fold[1]) and 0 <= fold[2] <= 1 and fold[3] == 24
-        assert conn.execute("SELECT status FROM backtest_folds WHERE fold = ?", [DAY1]).fetchone()[0] == "SKIPPED_INSUFFICIENT_HISTORY"
+        assert conn.execute("SELECT DISTINCT status FROM backtest_folds WHERE day = ?::TIMESTAMP", [DAY1]
+                            ).fetchall() == [("NOT_IN_FOLD",)]  # the origin: no training day before it
         # Cross-sectional IC per bar: three symbols, every horizon, rules and factors alike.
         ic = conn.execute("SELECT count(*), min(n_assets), max(n_assets), min(least(ic, rank_ic)), "
                           "max(greatest(ic, rank_ic)), count(DISTINCT horizon), count(DISTINCT kind) FROM signal_ic").fetchone()

@@ -19,7 +19,7 @@ def range_run(make_settings, defs_for):
         instance=instance,
         resources=defs.resources,
         selection=dg.AssetSelection.assets("raw_candles", "bars_1h", "bar_gaps", "features_1h", "features_1d",
-                                           "bars_1d", "signals", "backtest_folds", "backtest_pnl"),
+                                           "bars_1d", "signals", "factors", "backtest_folds", "backtest_pnl"),
         tags={"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[-1]},
     )
     assert result.success
@@ -64,7 +64,8 @@ def test_per_day_figures_are_that_days_and_the_equity_curve_is_a_picture(range_r
     pnl = _latest(instance, "backtest_pnl", DAYS[-1])
     assert "data:image/png;base64," in pnl["equity_curve"].value
     net = conn.execute(
-        "SELECT exp(sum(ln(1 + net_return))) - 1 FROM backtest_pnl WHERE CAST(ts AS DATE) = ?", [DAYS[-1]]
+        "SELECT exp(sum(ln(1 + net_return))) - 1 FROM backtest_pnl WHERE CAST(ts AS DATE) = ? "
+        "AND cost_mode = 'realistic'", [DAYS[-1]]
     ).fetchone()[0]
     assert pnl["net_return_day"].value == pytest.approx(net)
     first, last = (_latest(instance, "backtest_pnl", d)["equity_to_date"].value for d in (DAYS[1], DAYS[-1]))

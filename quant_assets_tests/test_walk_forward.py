@@ -126,3 +126,22 @@ def test_a_fold_with_too_little_training_history_is_skipped():
     assert run_fold(empty, specs(), 24, 144, 168, SETUP).status == SKIPPED
     with pytest.raises(ValueError, match="do not fit"):
         run_fold(panel, specs(), 0, 144, 168, SETUP)
+
+
+def test_the_vectorised_rank_ic_equals_scipy_spearman_row_by_row():
+    from scipy.stats import spearmanr
+
+    from quant_assets.quant.strategies import _mean_rank_ic
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(300, 8)), rng.normal(size=(300, 8))
+    y += 0.3 * x
+    x[rng.random(x.shape) < 0.1] = np.nan
+    y[rng.random(y.shape) < 0.05] = np.nan
+    x[5], x[7, :6], x[9] = 1.0, np.nan, np.round(x[9])  # a constant row, a row of two pairs, ties
+    expected = []
+    for a, b in zip(x, y, strict=True):
+        ok = np.isfinite(a) & np.isfinite(b)
+        if ok.sum() >= 3 and np.ptp(a[ok]) > 0 and np.ptp(b[ok]) > 0:
+            expected.append(spearmanr(a[ok], b[ok]).statistic)
+    assert abs(_mean_rank_ic(x, y) - np.mean(expected)) < 1e-15

@@ -136,8 +136,8 @@ def _summary_row(ctx: _ModeContext, strategy: str, role: str, net: np.ndarray, g
     if with_pbo and ctx.pbo_reason:
         reason = "; ".join(r for r in (reason, ctx.pbo_reason) if r)
     pbo = ctx.pbo if with_pbo else {"pbo": None, "prob_oos_loss": None}
-    return {"cost_mode": ctx.mode, "strategy": strategy, "role": role, **ctx.window, "n_bars": int(net.size),
-            "cost_total": cost, **stats, **pbo, "null_reason": reason}
+    return {"cost_mode": ctx.mode, "strategy": strategy, "role": role, **ctx.window, "cost_total": cost, **stats,
+            "n_bars": int(net.size), **pbo, "null_reason": reason}
 
 
 def summarise(pnl: pl.DataFrame, trials: pl.DataFrame, n_trials: int, setup: StatisticsSetup

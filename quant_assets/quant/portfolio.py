@@ -45,6 +45,7 @@ from __future__ import annotations
 import functools
 import math
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -347,13 +348,15 @@ def _attempt(
         for name, parameter in compiled.parameters.items():
             parameter.value = values[name]
         try:
-            if not compiled.primed:
-                # The first solve compiles the problem and takes another numerical path: its last
-                # bits differ from every later solve's. Solving it twice makes a result independent
-                # of which problems were solved before (so of build order).
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "may be inaccurate": the status says so
+                if not compiled.primed:
+                    # The first solve compiles the problem and takes another numerical path: its last
+                    # bits differ from every later solve's. Solving it twice makes a result independent
+                    # of which problems were solved before (so of build order).
+                    compiled.problem.solve(solver=solver, **_SOLVER_OPTIONS.get(solver, {}))
+                    compiled.primed = True
                 compiled.problem.solve(solver=solver, **_SOLVER_OPTIONS.get(solver, {}))
-                compiled.primed = True
-            compiled.problem.solve(solver=solver, **_SOLVER_OPTIONS.get(solver, {}))
         except Exception as error:  # noqa: BLE001 - any solver error means: try the next solver
             return f"raised {type(error).__name__}", None
         status = str(compiled.problem.status)

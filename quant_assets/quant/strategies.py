@@ -183,13 +183,21 @@ def training_ics(panel: Panel, factors: Sequence[str], train: tuple[int, int], h
 
 
 def _mean_rank_ic(values: FloatArray, forward: FloatArray) -> float:
-    ics = []
-    for x, y in zip(values, forward, strict=True):
-        ok = np.isfinite(x) & np.isfinite(y)
-        if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
-            continue
-        ics.append(float(np.corrcoef(rankdata(x[ok]), rankdata(y[ok]))[0, 1]))
-    return float(np.mean(ics)) if ics else 0.0
+    """Mean over rows of the Spearman correlation (Pearson on average ranks) of the pairs where
+    both are finite; a row counts with >= 3 pairs and neither side constant."""
+    ok = np.isfinite(values) & np.isfinite(forward)
+    if not ok.any():
+        return 0.0
+    x = rankdata(np.where(ok, values, np.nan), axis=1, nan_policy="omit")
+    y = rankdata(np.where(ok, forward, np.nan), axis=1, nan_policy="omit")
+    n = ok.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        dx = np.where(ok, x - np.nanmean(x, axis=1, keepdims=True), 0.0)
+        dy = np.where(ok, y - np.nanmean(y, axis=1, keepdims=True), 0.0)
+        sxx, syy = (dx * dx).sum(axis=1), (dy * dy).sum(axis=1)
+        ic = (dx * dy).sum(axis=1) / np.sqrt(sxx * syy)
+    valid = (n >= 3) & (sxx > 0) & (syy > 0)  # equal values share one rank: a constant side has sxx == 0
+    return float(ic[valid].mean()) if valid.any() else 0.0
 
 
 def _decide_portfolio(params: Mapping[str, Any], panel: Panel, first: int, last: int,

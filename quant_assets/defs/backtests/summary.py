@@ -6,6 +6,7 @@ so it never depends on which runs built them. ``quant report`` prints it.
 """
 
 
+import math
 from typing import Any
 
 import dagster as dg
@@ -153,4 +154,20 @@ def summary_checks(settings: Settings) -> list[dg.AssetChecksDefinition]:
         dupes = conn.execute("SELECT count(*) - count(DISTINCT (cost_mode, strategy)) FROM backtest_summary").fetchone()[0]
         return Verdict(bad == 0 and dupes == 0, {"invalid_rows": bad, "duplicate_keys": dupes})
 
-    return [backtest_summary_finite]
+    @daily_check(settings, asset="backtest_pbo", name="backtest_pbo_consistent", partitioned=False,
+                 description=("Per cost mode the CSCV has all C(S, S/2) splits (S = backtest.pbo_splits), finite "
+                              "logits, and the share of logits <= 0 equals the walk-forward's PBO in backtest_summary."))
+    def backtest_pbo_consistent(conn: duckdb.DuckDBPyConnection, _window) -> Verdict:
+        if not table_exists(conn, "backtest_pbo") or not table_exists(conn, "backtest_summary"):
+            return Verdict(True, {"rows": 0})
+        splits = math.comb(settings.backtest.pbo_splits, settings.backtest.pbo_splits // 2)
+        bad = conn.execute("""
+            SELECT count(*) FROM (
+                SELECT cost_mode, count(*) AS n, bool_and(isfinite(logit)) AS finite, avg((logit <= 0)::INT) AS share
+                FROM backtest_pbo GROUP BY ALL
+            ) AS p LEFT JOIN backtest_summary AS s ON s.cost_mode = p.cost_mode AND s.role = 'selected'
+            WHERE p.n <> ? OR NOT p.finite OR s.pbo IS NULL OR abs(p.share - s.pbo) > 1e-12
+        """, [splits]).fetchone()[0]
+        return Verdict(bad == 0, {"inconsistent_cost_modes": bad, "splits_expected": splits})
+
+    return [backtest_summary_finite, backtest_pbo_consistent]

@@ -1,126 +1,13 @@
-"""Tests for quant_assets.quant.backtest: hand-computed paths, no look-ahead, metrics."""
+"""Tests for quant_assets.quant.backtest: metrics and the choice among candidates."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
 
-from quant_assets.quant.backtest import (
-    PortfolioPath,
-    performance_metrics,
-    select_by_sharpe,
-    simulate_portfolio,
-)
-
-RETURNS = np.array([[0.01, -0.02], [0.03, 0.01], [-0.01, 0.02]])
-SIGNALS = np.array([[1.0, -1.0], [1.0, 0.0], [0.0, 1.0]])
-
-
-def test_hand_computed_three_bars_two_assets() -> None:
-    p = simulate_portfolio(RETURNS, SIGNALS, fee_bps=10.0, slippage_bps=5.0)
-    # weights: bar 0 = initial (0); bar t = signals[t-1] / 2
-    np.testing.assert_array_equal(p.weights, [[0.0, 0.0], [0.5, -0.5], [0.5, 0.0]])
-    np.testing.assert_array_equal(p.turnover, [0.0, 1.0, 0.5])
-    # gross[1] = 0.5*0.03 - 0.5*0.01 = 0.01 ; gross[2] = 0.5*(-0.01) = -0.005
-    np.testing.assert_allclose(p.gross, [0.0, 0.01, -0.005], rtol=0, atol=1e-15)
-    # cost = turnover * 15 bps
-    np.testing.assert_allclose(p.cost, [0.0, 0.0015, 0.00075], rtol=0, atol=1e-15)
-    np.testing.assert_allclose(p.net, [0.0, 0.0085, -0.00575], rtol=0, atol=1e-15)
-    np.testing.assert_array_equal(p.final_weights, [0.0, 0.5])
-
-
-def test_initial_positions_and_fold_chaining() -> None:
-    p = simulate_portfolio(RETURNS, SIGNALS, initial_positions=np.array([0.5, 0.5]))
-    # bar 0 held at the initial weights, already paid for: no cost
-    assert p.turnover[0] == 0.0 and p.cost[0] == 0.0
-    assert p.gross[0] == pytest.approx(0.5 * 0.01 + 0.5 * -0.02, abs=1e-15)
-    # bar 1: |0.5 - 0.5| + |-0.5 - 0.5| = 1.0
-    assert p.turnover[1] == pytest.approx(1.0, abs=1e-15)
-
-
-@pytest.mark.parametrize("split", [1, 2])
-def test_fold_chaining_equals_one_run(split: int) -> None:
-    whole = simulate_portfolio(RETURNS, SIGNALS)
-    first = simulate_portfolio(RETURNS[:split], SIGNALS[:split])
-    second = simulate_portfolio(
-        RETURNS[split:],
-        SIGNALS[split:],
-        initial_positions=first.final_weights,
-        prior_weights=first.weights[-1],
-    )
-    for field in ("weights", "gross", "cost", "net", "turnover"):
-        joined = np.concatenate([getattr(first, field), getattr(second, field)])
-        np.testing.assert_array_equal(joined, getattr(whole, field), err_msg=field)
-    np.testing.assert_array_equal(second.final_weights, whole.final_weights)
-    # without prior_weights the boundary trade is treated as already held (not charged)
-    lazy = simulate_portfolio(
-        RETURNS[split:], SIGNALS[split:], initial_positions=first.final_weights
-    )
-    assert lazy.turnover[0] == 0.0
-    assert second.turnover[0] == whole.turnover[split] > 0.0
-
-
-def test_nan_signal_is_flat_and_nan_return_is_zero() -> None:
-    r = np.array([[0.01, np.nan], [np.nan, 0.02], [0.04, 0.03]])
-    s = np.array([[1.0, np.nan], [1.0, 1.0], [np.nan, np.nan]])
-    p = simulate_portfolio(r, s, fee_bps=0.0, slippage_bps=0.0)
-    np.testing.assert_array_equal(p.weights, [[0.0, 0.0], [0.5, 0.0], [0.5, 0.5]])
-    np.testing.assert_allclose(p.gross, [0.0, 0.0, 0.035], atol=1e-15)
-    np.testing.assert_array_equal(p.final_weights, [0.0, 0.0])
-    assert np.all(np.isfinite(p.net))
-
-
-def test_path_is_frozen_and_shapes() -> None:
-    p = simulate_portfolio(RETURNS, SIGNALS)
-    assert isinstance(p, PortfolioPath)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        p.net = np.zeros(3)  # type: ignore[misc]
-    assert p.weights.shape == (3, 2)
-    assert p.gross.shape == p.cost.shape == p.net.shape == p.turnover.shape == (3,)
-    assert p.final_weights.shape == (2,)
-
-
-def test_empty_and_validation() -> None:
-    p = simulate_portfolio(np.empty((0, 2)), np.empty((0, 2)), initial_positions=[0.1, 0.2])
-    assert p.net.shape == (0,) and p.final_weights.tolist() == [0.1, 0.2]
-    with pytest.raises(ValueError, match="shape"):
-        simulate_portfolio(RETURNS, SIGNALS[:2])
-    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
-        simulate_portfolio(RETURNS, SIGNALS * 2)
-    with pytest.raises(ValueError, match="initial_positions"):
-        simulate_portfolio(RETURNS, SIGNALS, initial_positions=[0.0])
-    with pytest.raises(ValueError, match="fee_bps"):
-        simulate_portfolio(RETURNS, SIGNALS, fee_bps=-1.0)
-
-
-_T, _N = 12, 3
-
-
-@settings(max_examples=50, deadline=None)
-@given(
-    returns=arrays(np.float64, (_T, _N), elements=st.floats(-0.2, 0.2)),
-    signals=arrays(np.float64, (_T, _N), elements=st.floats(-1.0, 1.0)),
-    new_row=arrays(np.float64, (_N,), elements=st.floats(-1.0, 1.0)),
-    t=st.integers(min_value=0, max_value=_T - 1),
-)
-def test_changing_signal_t_never_changes_past_net(
-    returns: np.ndarray, signals: np.ndarray, new_row: np.ndarray, t: int
-) -> None:
-    base = simulate_portfolio(returns, signals)
-    changed = signals.copy()
-    changed[t] = new_row
-    alt = simulate_portfolio(returns, changed)
-    np.testing.assert_array_equal(alt.net[: t + 1], base.net[: t + 1])
-    np.testing.assert_array_equal(alt.weights[: t + 1], base.weights[: t + 1])
-    if t + 1 < _T:  # the change takes effect exactly one bar later
-        np.testing.assert_array_equal(alt.weights[t + 1], new_row / _N)
-
+from quant_assets.quant.backtest import performance_metrics, select_by_sharpe
 
 BPY = 252.0
 

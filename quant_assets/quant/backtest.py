@@ -1,8 +1,7 @@
-"""Vectorised portfolio simulation and performance metrics (pure numpy).
+"""Performance metrics of a per-bar return path and the choice among candidates (pure numpy).
 
-Timing convention: bar ``t`` spans ``close[t-1] -> close[t]``. A signal row ``t`` is known
-at the close of bar ``t`` and is traded at the start of bar ``t + 1`` (next-bar
-execution), so nothing computed here can use information from the future.
+The paths come from the engine (``quant.backtest_engine``): bar ``t`` spans
+``close[t-1] -> close[t]`` and its weights were decided at the close of bar ``t - 1``.
 """
 
 from __future__ import annotations
@@ -10,116 +9,13 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["PortfolioPath", "performance_metrics", "select_by_sharpe", "simulate_portfolio"]
+__all__ = ["performance_metrics", "select_by_sharpe"]
 
 FloatArray = NDArray[np.float64]
-
-
-@dataclass(frozen=True)
-class PortfolioPath:
-    """Result of :func:`simulate_portfolio` (``T`` bars, ``N`` assets).
-
-    Attributes:
-        weights: (T, N) weights held during each bar (fraction of equity per asset).
-        gross: (T,) portfolio simple return before costs, per bar.
-        cost: (T,) trading cost per bar as a fraction of equity.
-        net: (T,) ``gross - cost``.
-        turnover: (T,) ``sum_j |w[t, j] - w[t-1, j]|`` (fraction of equity traded).
-        final_weights: (N,) weights implied by the last signal row, i.e. those to hold
-            during the bar after the last one; pass as ``initial_positions`` to the next fold.
-    """
-
-    weights: FloatArray
-    gross: FloatArray
-    cost: FloatArray
-    net: FloatArray
-    turnover: FloatArray
-    final_weights: FloatArray
-
-
-def simulate_portfolio(
-    returns: ArrayLike,
-    signals: ArrayLike,
-    initial_positions: ArrayLike | None = None,
-    fee_bps: float = 10.0,
-    slippage_bps: float = 5.0,
-    *,
-    prior_weights: ArrayLike | None = None,
-) -> PortfolioPath:
-    """Simulate an equal-risk-budget portfolio with next-bar execution and linear costs.
-
-    Args:
-        returns: (T, N) simple returns; ``returns[t, j]`` is asset ``j``'s return over bar
-            ``t`` (``close[t-1] -> close[t]``). NaN contributes 0 (asset not tradable).
-        signals: (T, N) target positions in [-1, 1]; row ``t`` is known at the close of
-            bar ``t``. NaN means flat (0).
-        initial_positions: (N,) weights held during bar 0 (e.g. ``final_weights`` of the
-            previous fold); default all zeros.
-        fee_bps, slippage_bps: one-way costs in basis points of traded notional.
-        prior_weights: (N,) weights held during the bar *before* bar 0 (``w[-1]``), used
-            only to charge the trade into ``initial_positions`` at bar 0. Default: equal
-            to ``initial_positions`` (already held, so ``turnover[0] = 0``). To chain folds
-            without losing the boundary trade's cost, pass
-            ``initial_positions=prev.final_weights, prior_weights=prev.weights[-1]``.
-
-    Conventions (``N`` assets, ``c = (fee_bps + slippage_bps) / 1e4``):
-
-    * ``w[0] = initial_positions``; ``w[t] = signals[t-1] / N`` for ``t >= 1``;
-    * ``turnover[t] = sum_j |w[t, j] - w[t-1, j]|`` with ``w[-1] = prior_weights``
-      (default ``initial_positions``, so ``turnover[0] = 0``): trades happen at the start
-      of the bar, at its open (= previous close); weights are reset to target every bar
-      (intra-bar drift is ignored);
-    * ``gross[t] = sum_j w[t, j] * returns[t, j]``; ``cost[t] = turnover[t] * c``;
-      ``net[t] = gross[t] - cost[t]``.
-    """
-    r = np.asarray(returns, dtype=np.float64)
-    s = np.asarray(signals, dtype=np.float64)
-    if r.ndim != 2:
-        raise ValueError(f"returns must be 2-D (T, N), got shape {r.shape}")
-    if s.shape != r.shape:
-        raise ValueError(f"signals shape {s.shape} != returns shape {r.shape}")
-    n_bars, n_assets = r.shape
-    if n_assets == 0:
-        raise ValueError("returns must have at least one asset column")
-    if np.any(np.abs(s[~np.isnan(s)]) > 1.0):
-        raise ValueError("signals must lie in [-1, 1] (NaN = flat)")
-    if initial_positions is None:
-        w0 = np.zeros(n_assets)
-    else:
-        w0 = np.asarray(initial_positions, dtype=np.float64)
-        if w0.shape != (n_assets,):
-            raise ValueError(f"initial_positions must have shape ({n_assets},), got {w0.shape}")
-        if not np.all(np.isfinite(w0)):
-            raise ValueError("initial_positions must be finite")
-    if prior_weights is None:
-        w_prior = w0
-    else:
-        w_prior = np.asarray(prior_weights, dtype=np.float64)
-        if w_prior.shape != (n_assets,) or not np.all(np.isfinite(w_prior)):
-            raise ValueError(f"prior_weights must be finite with shape ({n_assets},)")
-    for name, v in (("fee_bps", fee_bps), ("slippage_bps", slippage_bps)):
-        if not (math.isfinite(v) and v >= 0):
-            raise ValueError(f"{name} must be a non-negative finite number, got {v}")
-
-    target = np.nan_to_num(s, nan=0.0) / n_assets  # weights decided at each close
-    weights = np.empty_like(r)
-    if n_bars:
-        weights[0] = w0
-        weights[1:] = target[:-1]
-    previous = np.vstack([w_prior[None, :], weights[:-1]]) if n_bars else weights
-    turnover = np.abs(weights - previous).sum(axis=1)
-    gross = (weights * np.nan_to_num(r, nan=0.0)).sum(axis=1)
-    cost = turnover * ((fee_bps + slippage_bps) / 1e4)
-    net = gross - cost
-    final = target[-1].copy() if n_bars else w0.copy()
-    return PortfolioPath(
-        weights=weights, gross=gross, cost=cost, net=net, turnover=turnover, final_weights=final
-    )
 
 
 def performance_metrics(

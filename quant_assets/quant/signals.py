@@ -5,7 +5,7 @@ Conventions shared by every rule:
 * A rule's value at ``(symbol, ts)`` is the target position in [-1, 1] (+1 fully long, -1 fully
   short, 0 flat) decided at the **close** of bar ``ts`` from data with timestamp <= ``ts``. It is
   the position to hold from the *next* bar on; the one-bar shift belongs to the backtest
-  (:func:`quant_assets.quant.backtest.simulate_portfolio`) and to the round trips
+  (:func:`quant_assets.quant.backtest_engine.simulate_weights`) and to the round trips
   (:mod:`quant_assets.quant.trades`), never here.
 * Input frames hold one row per bar of each symbol, sorted by ``(symbol, ts)``. "The previous
   ``n`` bars" are the previous ``n`` rows of the symbol: a missing bar is not counted.

@@ -444,7 +444,7 @@ class BacktestSettings:
 class PortfolioSettings:
     """Factor portfolios (see quant/portfolio.py): an IC-weighted composite of factors for expected
     returns, Ledoit-Wolf covariance, a cvxpy problem per rebalance. Each point of the grid
-    objectives x risk_aversions x modes (min_variance has no risk aversion, max_sharpe is long-only)
+    objectives x risk_aversions x modes (min_variance has no risk aversion; it and max_sharpe are long-only)
     is one strategy of the walk-forward, beside every signal of the catalogue."""
 
     factors: FactorNames = ()           # () = research.fama_macbeth_factors' default set

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -128,7 +128,3 @@ def params(settings: Settings) -> dict[str, Any]:
         "interval": settings.features.interval, "signals": signal_catalogue(settings).fingerprint(),
         "strategies": [s.config_json() for s in strategy_specs(settings)],
     }
-
-
-def step_of(settings: Settings) -> timedelta:
-    return timedelta(minutes=INTERVAL_MINUTES[settings.features.interval])

@@ -43,7 +43,8 @@ from quant_assets.quant.fold_tables import (
     empty_day,
 )
 from quant_assets.quant.folds import Fold
-from quant_assets.quant.walk_forward import FoldRun, run_fold
+from quant_assets.quant.strategies import Panel, StrategySpec
+from quant_assets.quant.walk_forward import FoldRun, FoldSetup, run_fold
 from quant_assets.resources.tables import query_frame
 
 TABLES = ("backtest_folds", "backtest_pnl", "backtest_positions", "backtest_strategy_returns", "portfolio_weights")
@@ -93,7 +94,7 @@ def build_backtest(settings: Settings) -> dg.AssetsDefinition:
     @daily_multi_asset(settings, name="walk_forward_backtest", specs=asset_specs)
     def walk_forward_backtest(step: WindowStep) -> dict[str, AssetOutput]:
         status = lookback_status(step.conn, lookbacks, step.window, settings.start_date)
-        runs: dict[str, tuple[FoldRun, Any]] = {}
+        runs: dict[str, tuple[FoldRun, Panel]] = {}
         days: dict[str, DayTables] = {}
         for day in step.window.days():
             fold = calendar.fold_of(day.start.date())
@@ -138,8 +139,8 @@ def _time(table: str) -> str:
     return "day" if table == "backtest_folds" else "ts"
 
 
-def _run(conn: duckdb.DuckDBPyConnection, settings: Settings, fold: Fold, specs: list, setup: Any
-         ) -> tuple[FoldRun, Any]:
+def _run(conn: duckdb.DuckDBPyConnection, settings: Settings, fold: Fold, specs: list[StrategySpec],
+         setup: FoldSetup) -> tuple[FoldRun, Panel]:
     """The fold over its bars: the panel starts the covariance history plus one bar before training."""
     start = fold.train_start - timedelta(days=history_days(settings))
     origin = datetime.combine(settings.start_date, datetime.min.time())
@@ -151,7 +152,7 @@ def _run(conn: duckdb.DuckDBPyConnection, settings: Settings, fold: Fold, specs:
     return run_fold(panel, specs, lo, split, hi, setup), panel
 
 
-def _trial_rows(settings: Settings, specs: list, day: datetime) -> list[list[Any]]:
+def _trial_rows(settings: Settings, specs: list[StrategySpec], day: datetime) -> list[list[Any]]:
     universe = universe_hash(settings)
     return [[universe, settings.features.interval, spec.name, spec.kind, spec.config_json(), day] for spec in specs]
 

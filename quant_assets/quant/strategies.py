@@ -141,17 +141,19 @@ class Decisions:
     ics: Mapping[str, float] = field(default_factory=dict)
 
 
-def decide(spec: StrategySpec, panel: Panel, first: int, last: int, train: tuple[int, int]) -> Decisions:
+def decide(spec: StrategySpec, panel: Panel, first: int, last: int, train: tuple[int, int],
+           fitted: dict[tuple, dict[str, float]] | None = None) -> Decisions:
     """The weights ``spec`` decides at the close of bars ``[first, last)``; fitting reads only the
     training bars ``train = [lo, split)`` (and, for covariance, the ``cov_window`` bars up to each
-    decision)."""
+    decision). ``fitted`` keeps the training ICs between the strategies of one fold and panel
+    (they share them), so they are fitted once."""
     if not 0 <= first < last <= panel.returns.shape[0]:
         raise ValueError(f"decision bars [{first}, {last}) fall outside the panel of {panel.returns.shape[0]} bars")
     if spec.kind == RULE:
         signal = panel.signals[spec.params["signal"]][first:last]
         return Decisions(first, np.nan_to_num(signal, nan=0.0) / panel.returns.shape[1])
     if spec.kind == PORTFOLIO:
-        return _decide_portfolio(spec.params, panel, first, last, train)
+        return _decide_portfolio(spec.params, panel, first, last, train, {} if fitted is None else fitted)
     raise ValueError(f"unknown strategy kind {spec.kind!r}")
 
 
@@ -201,11 +203,14 @@ def _mean_rank_ic(values: FloatArray, forward: FloatArray) -> float:
 
 
 def _decide_portfolio(params: Mapping[str, Any], panel: Panel, first: int, last: int,
-                      train: tuple[int, int]) -> Decisions:
+                      train: tuple[int, int], fitted: dict[tuple, dict[str, float]]) -> Decisions:
     n = panel.returns.shape[1]
     factors = list(params["factors"])
     horizon = int(params["rebalance_bars"])
-    ics = training_ics(panel, factors, train, horizon)
+    key = (tuple(factors), train, horizon)
+    if key not in fitted:
+        fitted[key] = training_ics(panel, factors, train, horizon)
+    ics = fitted[key]
     ic_vector = np.array([ics[f] for f in factors])
     decided = np.full((last - first, n), np.nan)
     previous = np.zeros(n)

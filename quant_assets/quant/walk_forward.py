@@ -116,8 +116,9 @@ def run_fold(panel: Panel, specs: Sequence[StrategySpec], lo: int, split: int, h
     if days < setup.min_train_days or not specs:
         return FoldRun(SKIPPED, lo, split, hi, days)
     runs = {}
+    fitted: dict[tuple, dict[str, float]] = {}
     for spec in specs:
-        decisions = decide(spec, panel, lo - 1, hi - 1, (lo, split))
+        decisions = decide(spec, panel, lo - 1, hi - 1, (lo, split), fitted)
         paths = {mode: simulate(panel, decisions.weights, lo, hi, setup.costs[mode]) for mode in COST_MODES}
         runs[spec.name] = StrategyRun(spec, decisions, paths)
     n_train = split - lo

@@ -5,6 +5,8 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from quant_assets.quant.backtest_engine import CostModel
 from quant_assets.quant.strategies import (
@@ -145,3 +147,24 @@ def test_the_vectorised_rank_ic_equals_scipy_spearman_row_by_row():
         if ok.sum() >= 3 and np.ptp(a[ok]) > 0 and np.ptp(b[ok]) > 0:
             expected.append(spearmanr(a[ok], b[ok]).statistic)
     assert abs(_mean_rank_ic(x, y) - np.mean(expected)) < 1e-15
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), scale=st.floats(0.1, 10.0), split_day=st.integers(3, 6))
+def test_no_test_bar_reaches_the_selection_or_the_training_path(seed, scale, split_day):
+    """Property: whatever the out-of-sample returns are, the choice, its in-sample scores, the
+    training path and the first test bar's weights stay as they were."""
+    rng = np.random.default_rng(seed)
+    panel = make_panel(seed)
+    rules = [StrategySpec(name, "rule", {"signal": name}) for name in ("long", "flip")]
+    lo, split, hi = 24, 24 * split_day, 24 * split_day + 24
+    base = run_fold(panel, rules, lo, split, hi, SETUP)
+    future = panel.returns.copy()
+    future[split:] = rng.normal(0, 0.02 * scale, future[split:].shape)
+    other = run_fold(make_panel(seed, returns=future), rules, lo, split, hi, SETUP)
+    n = split - lo
+    for mode in ("clean", "realistic"):
+        a, b = base.selections[mode], other.selections[mode]
+        assert (a.name, a.train_scores) == (b.name, b.train_scores)
+        assert np.array_equal(a.path.net[:n], b.path.net[:n])
+        assert np.array_equal(a.path.weights[: n + 1], b.path.weights[: n + 1])

@@ -205,3 +205,31 @@ def test_each_gate_fails_on_a_corrupted_row(built, tmp_path, check, corruption):
         conn.execute(corruption)
     broken = _run(defs, selection, days or None, raise_on_error=False)
     assert not all(e.passed for e in broken.get_asset_check_evaluations()), check
+
+
+def test_longer_folds_and_expanding_training_run_through_the_graph(built, tmp_path):
+    """test_days = step_days = 2, expanding training: a fold's two days share one selection and
+    one training window from the origin; day by day equals the range run."""
+    settings, _defs, _, _, _ = built
+    shutil.copytree(settings.data_dir, tmp_path / "two")
+    two = _settings(tmp_path / "two", backtest={"test_days": 2, "step_days": 2, "training": "expanding"})
+    defs = build_definitions(two)
+    backtests = dg.AssetSelection.assets(*BACKTEST_TABLES[:-1])
+    _run(defs, backtests, DAYS)
+    with duckdb.connect(str(two.duckdb_path), read_only=True) as conn:
+        rows = conn.execute("SELECT strftime(day, '%Y-%m-%d'), fold, status, selected_strategy, train_start, train_end "
+                            "FROM backtest_folds WHERE cost_mode = 'realistic' ORDER BY day").fetchall()
+        before = table_digest(conn, "backtest_pnl")
+    folds = {r[0]: r[1] for r in rows}
+    assert folds == {DAYS[0]: None, DAYS[1]: None, DAYS[2]: DAYS[2], DAYS[3]: DAYS[2], DAYS[4]: DAYS[4],
+                     DAYS[5]: DAYS[4], DAYS[6]: DAYS[6]}
+    by_fold = {}
+    for _day, fold, status, selected, train_start, train_end in rows:
+        if fold:
+            assert status == "OK" and str(train_start.date()) == DAYS[0] and str(train_end.date()) == fold
+            by_fold.setdefault(fold, set()).add(selected)
+    assert all(len(chosen) == 1 for chosen in by_fold.values())  # one selection per fold
+    for day in reversed(DAYS):
+        _run(defs, backtests, [day])
+    with duckdb.connect(str(two.duckdb_path), read_only=True) as conn:
+        assert table_digest(conn, "backtest_pnl") == before

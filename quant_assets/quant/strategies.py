@@ -138,7 +138,6 @@ class Decisions:
     first: int
     weights: FloatArray
     rebalances: tuple[Rebalance, ...] = ()
-    ics: Mapping[str, float] = field(default_factory=dict)
 
 
 def decide(spec: StrategySpec, panel: Panel, first: int, last: int, train: tuple[int, int],
@@ -238,4 +237,4 @@ def _decide_portfolio(params: Mapping[str, Any], panel: Panel, first: int, last:
         previous = result.weights
         decided[bar - first] = previous
         rebalances.append(Rebalance(bar, previous.copy(), result.solver, result.status))
-    return Decisions(first, decided, tuple(rebalances), ics)
+    return Decisions(first, decided, tuple(rebalances))

@@ -111,9 +111,10 @@ def build_backtest(settings: Settings) -> dg.AssetsDefinition:
                 days[day.key] = day_tables(panel, run, fold, day.start, day.end, {s.name: s for s in specs}, meter)
         tables = {name: pl.concat([getattr(d, _attr(name)) for d in days.values()]) for name in TABLES}
         shaped = params(settings)
-        trials = _trial_rows(settings, specs, step.window.start)
-        outputs = {name: AssetOutput([TableWrite(name, tables[name], params=shaped, time_column=_time(name))])
-                   for name in TABLES}
+        traded = sorted(d.start for d in step.window.days() if days[d.key].pnl.height)
+        trials = _trial_rows(settings, specs, traded[0]) if traded else []  # a trial is a configuration evaluated
+        outputs = {name: AssetOutput([TableWrite(name, tables[name], params=shaped)])
+                   for name in ("backtest_positions", "backtest_strategy_returns", "portfolio_weights")}
         folds = tables["backtest_folds"]
         lookback_figures = status_figures(status)
         outputs["backtest_folds"] = AssetOutput(
@@ -133,10 +134,6 @@ def build_backtest(settings: Settings) -> dg.AssetsDefinition:
 def _attr(table: str) -> str:
     return {"backtest_folds": "folds", "backtest_pnl": "pnl", "backtest_positions": "positions",
             "backtest_strategy_returns": "strategy_returns", "portfolio_weights": "weights"}[table]
-
-
-def _time(table: str) -> str:
-    return "day" if table == "backtest_folds" else "ts"
 
 
 def _run(conn: duckdb.DuckDBPyConnection, settings: Settings, fold: Fold, specs: list[StrategySpec],
@@ -159,6 +156,8 @@ def _trial_rows(settings: Settings, specs: list[StrategySpec], day: datetime) ->
 
 def _register_trials(conn: duckdb.DuckDBPyConnection, rows: list[list[Any]]) -> None:
     """Every configuration evaluated, once per universe and interval (the first day it was tried kept)."""
+    if not rows:
+        return
     conn.executemany(
         "INSERT INTO backtest_trials AS t VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (universe, bar_interval, config_json) DO UPDATE SET first_day = least(t.first_day, excluded.first_day)",

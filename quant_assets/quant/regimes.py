@@ -28,8 +28,10 @@ starts the frame at the same bar each time (the asset reads a fixed lookback per
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from datetime import timedelta
+from functools import reduce
 from itertools import combinations
 
 import polars as pl
@@ -61,6 +63,15 @@ def _grid(bars: pl.DataFrame, interval_minutes: int) -> pl.DataFrame:
     return grid.join(wide, on="ts", how="left").sort("ts")
 
 
+def _mean_in_order(exprs: Sequence[pl.Expr]) -> pl.Expr:
+    """The mean of the non-NULL values among ``exprs``, summed left to right (NULL when none is
+    there). ``pl.mean_horizontal`` reduces in parallel, so its association, and with it the last
+    bit, depends on the thread pool's scheduling."""
+    total = reduce(operator.add, [e.fill_null(0.0) for e in exprs])
+    count = reduce(operator.add, [e.is_not_null().cast(pl.Int64) for e in exprs])
+    return pl.when(count > 0).then(total / count)
+
+
 def _level(value: str, history: int) -> pl.Expr:
     past = pl.col(value).shift(1)
     low = past.rolling_quantile(LOW_Q, "linear", window_size=history, min_samples=history)
@@ -85,7 +96,7 @@ def regimes(bars: pl.DataFrame, market: str | None, interval_minutes: int, vol_w
     if market is not None and market not in symbols:
         raise ValueError(f"market symbol {market} has no bars among {', '.join(symbols)}")
     simple = {s: (pl.col(s).exp() - 1.0) for s in symbols}
-    market_log = pl.col(market) if market else pl.mean_horizontal(*simple.values()).log1p()
+    market_log = pl.col(market) if market else _mean_in_order(list(simple.values())).log1p()
     pairs = [
         pl.rolling_corr(simple[a], simple[b], window_size=corr_window, min_samples=corr_window)
         for a, b in combinations(symbols, 2)
@@ -97,7 +108,7 @@ def regimes(bars: pl.DataFrame, market: str | None, interval_minutes: int, vol_w
         (pl.concat_list(*simple.values()).list.drop_nulls().list.std(ddof=1) if len(symbols) > 1
          else pl.lit(None, dtype=pl.Float64)).alias("dispersion"),
         (market_log.rolling_sum(corr_window, min_samples=corr_window).exp() - 1.0).alias("market_trend"),
-        (pl.mean_horizontal(*finite_pairs) if pairs else pl.lit(None, dtype=pl.Float64)).alias("avg_corr"),
+        (_mean_in_order(finite_pairs) if pairs else pl.lit(None, dtype=pl.Float64)).alias("avg_corr"),
     ).with_columns(pl.col("market_vol", "dispersion", "market_trend", "avg_corr").fill_nan(None))
     median = pl.col("avg_corr").shift(1).rolling_median(window_size=history, min_samples=history)
     trend = pl.when(pl.col("market_trend") > 0).then(pl.lit("up")).otherwise(pl.lit("down"))

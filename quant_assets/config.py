@@ -494,6 +494,16 @@ class ResearchSettings:
 
 
 @pydantic_dataclass(frozen=True, config=_SECTION)
+class GovernanceSettings:
+    """Reproducibility verification of every backtest fold (see quant/reproducibility.py)."""
+
+    reproducibility: Annotated[Literal["strict", "warn", "trust"],
+                               Field(description="strict, warn or trust")] = "strict"  # strict: a mismatch blocks
+    tolerance: Annotated[float, BeforeValidator(_no_bool),
+                         Field(ge=0, le=1, description="a number >= 0 and <= 1")] = 1e-10
+
+
+@pydantic_dataclass(frozen=True, config=_SECTION)
 class AutomationSettings:
     """Schedules and declarative refresh (see defs/automation.py). Times are UTC."""
 
@@ -599,6 +609,7 @@ class Config:
     research: ResearchSettings = ResearchSettings()
     backtest: BacktestSettings = BacktestSettings()
     portfolio: PortfolioSettings = PortfolioSettings()
+    governance: GovernanceSettings = GovernanceSettings()
     automation: AutomationSettings = AutomationSettings()
     alerts: AlertSettings = AlertSettings()
 
@@ -671,6 +682,7 @@ class Config:
             research=self.research,
             backtest=self.backtest,
             portfolio=self.portfolio,
+            governance=self.governance,
             automation=self.automation,
             alerts=self.alerts,
         )
@@ -719,6 +731,7 @@ class Settings:
     research: ResearchSettings = ResearchSettings()
     backtest: BacktestSettings = BacktestSettings()
     portfolio: PortfolioSettings = PortfolioSettings()
+    governance: GovernanceSettings = GovernanceSettings()
     automation: AutomationSettings = AutomationSettings()
     alerts: AlertSettings = AlertSettings()
 
@@ -730,7 +743,7 @@ class Settings:
         """SHA-256 of the settings that shape data (paths excluded), for manifests."""
         shaped = {
             k: v for k, v in asdict(self).items()
-            if k not in ("data_dir", "duckdb_path", "automation", "alerts")
+            if k not in ("data_dir", "duckdb_path", "automation", "alerts", "governance")
         }
         text = json.dumps(shaped, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()

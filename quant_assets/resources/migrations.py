@@ -426,6 +426,20 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        35,
+        "reproducibility_runs",
+        """
+        CREATE TABLE reproducibility_runs (
+            day TIMESTAMP NOT NULL PRIMARY KEY,   -- the out-of-sample day verified
+            mode VARCHAR NOT NULL CHECK (mode IN ('strict', 'warn', 'trust')),
+            status VARCHAR NOT NULL CHECK (status IN ('MATCH', 'MISMATCH', 'SKIPPED', 'NO_RESULT')),
+            max_abs_diff DOUBLE,                  -- largest stored vs recomputed difference
+            first_mismatch VARCHAR,               -- the first changed input partition, or output value
+            checked_at TIMESTAMP NOT NULL         -- when (kept when a re-check finds the same)
+        );
+        """,
+    ),
 )
 
 

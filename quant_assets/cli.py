@@ -106,6 +106,14 @@ def _parser() -> argparse.ArgumentParser:
     mat.add_argument("--end", required=True, help="last partition, YYYY-MM-DD (inclusive)")
     sub.add_parser("report", help="summarise what the DuckDB file holds")
     sub.add_parser("research", help="rank every signal and factor by |ICIR| with t-stats, IC decay and spreads")
+    exp = sub.add_parser("experiments", help="the experiment registry: list, show ID, diff ID1 ID2")
+    exp_sub = exp.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    exp_sub.add_parser("list", help="one line per experiment: status, folds, net Sharpe, DSR, PBO, trials, hypothesis")
+    show = exp_sub.add_parser("show", help="everything the registry and the manifest hold about one experiment")
+    show.add_argument("id", help="an experiment id, or a unique prefix of at least 4 hex digits")
+    diff = exp_sub.add_parser("diff", help="what differs: configuration keys, code, packages, input partitions")
+    diff.add_argument("first", help="experiment id (or unique prefix)")
+    diff.add_argument("second", help="experiment id (or unique prefix)")
     ui = sub.add_parser("ui", help=f"start the Dagster webserver and daemon on {UI_HOST}")
     ui.add_argument("--port", type=_port, default=UI_PORT, help=f"a free port, 1..65535 (default {UI_PORT})")
     return parser
@@ -145,6 +153,8 @@ def _run_command(args: argparse.Namespace) -> int:
         from quant_assets.report import print_report
 
         return print_report(settings)
+    if args.command == "experiments":
+        return _experiments(settings, args)
     if args.command == "research":
         from quant_assets.report import print_report
         from quant_assets.research_report import research_lines
@@ -158,6 +168,28 @@ def _run_command(args: argparse.Namespace) -> int:
         raise
     except KeyboardInterrupt as exc:  # e.g. Ctrl-C while Dagster cleans up after a run
         raise Interrupted(_interrupts.signum or signal.SIGINT) from exc
+
+
+def _experiments(settings: Any, args: argparse.Namespace) -> int:
+    from quant_assets.experiments_report import (
+        ExperimentLookupError,
+        diff_lines,
+        list_lines,
+        show_lines,
+    )
+    from quant_assets.report import print_report
+
+    def lines(conn: Any, _settings: Any) -> list[str]:
+        if args.action == "list":
+            return list_lines(conn)
+        if args.action == "show":
+            return show_lines(conn, args.id, settings.governance.reproducibility)
+        return diff_lines(conn, args.first, args.second)
+
+    try:
+        return print_report(settings, lines)
+    except ExperimentLookupError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _interrupted_run(exc: Interrupted) -> str:

@@ -501,6 +501,8 @@ class GovernanceSettings:
                                Field(description="strict, warn or trust")] = "strict"  # strict: a mismatch blocks
     tolerance: Annotated[float, BeforeValidator(_no_bool),
                          Field(ge=0, le=1, description="a number >= 0 and <= 1")] = 1e-10
+    hypothesis: Annotated[str, Field(max_length=2000, description="text of at most 2000 characters")] = ""
+    # "" = quant.experiments.DEFAULT_HYPOTHESIS; part of every experiment's id
 
 
 @pydantic_dataclass(frozen=True, config=_SECTION)

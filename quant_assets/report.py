@@ -19,6 +19,7 @@ import duckdb
 
 from quant_assets.config import Settings
 from quant_assets.quant.backtest_statistics import verdict_words
+from quant_assets.quant.experiments import experiment_ids, status_words
 from quant_assets.resources.duckdb import QuantDuckDB
 from quant_assets.resources.errors import (
     DuckDBBusy,
@@ -39,7 +40,7 @@ def report_tables(settings: Settings) -> list[str]:
         *(f"features_{i}" for i in intervals), "signals", "signal_trades", "factors",
         "signal_ic", "signal_summary", "factor_returns", "regimes", "backtest_folds", "backtest_pnl",
         "backtest_positions", "portfolio_weights", "backtest_trials", "backtest_summary",
-        "backtest_manifest", "experiment_registry",
+        "backtest_manifest", "experiment_registry", "experiment_folds", "reproducibility_runs",
     ]
 
 
@@ -86,7 +87,27 @@ def _backtest_lines(conn: duckdb.DuckDBPyConnection, settings: Settings) -> list
         lines.append("  strategies chosen (realistic costs): " + ", ".join(f"{name} x{n}" for name, n in chosen))
     if table_exists(conn, "backtest_summary"):
         lines += _summary_lines(conn)
+    lines += _governance_lines(conn, settings)
     lines.append(f"manifests: {settings.manifest_dir.resolve()} (and tables backtest_manifest, experiment_registry)")
+    return lines
+
+
+def _governance_lines(conn: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]:
+    """Per cost mode, the current settings' experiment: reproduced or not, its trials, what produced it."""
+    if not table_exists(conn, "experiment_registry"):
+        return []
+    lines = ["  what stands behind these results (`quant experiments show ID` for more):"]
+    mode = settings.governance.reproducibility
+    for cost_mode, exp_id in experiment_ids(settings).items():
+        row = conn.execute("SELECT status, folds, reproduced, mismatched, n_trials, git_commit, git_dirty, "
+                           "manifest_path FROM experiment_registry WHERE experiment_id = ?", [exp_id]).fetchone()
+        if row is None:
+            lines.append(f"    experiment {exp_id} ({cost_mode}): not registered yet (materialize experiment_registry)")
+            continue
+        status, folds, reproduced, mismatched, trials, commit, dirty, path = row
+        tree = "dirty tree" if dirty else "clean tree" if dirty is False else "tree state unknown"
+        lines.append(f"    experiment {exp_id} ({cost_mode}): {status_words(status, folds, reproduced, mismatched, mode)}; "
+                     f"{trials} trials; commit {(commit or 'unknown')[:12]} ({tree}); manifest {path}")
     return lines
 
 
@@ -107,7 +128,7 @@ def _summary_lines(conn: duckdb.DuckDBPyConnection) -> list[str]:
         if name == "walk_forward":
             lines.append(f"      {verdict_words(dsr, pbo)}" + (f" ({why})" if why else ""))
     lines.append("    [a, b]: 95% stationary block-bootstrap interval of the Sharpe; DSR deflates by every trial "
-                 "ever run on this universe and interval")
+                 "ever run on this universe, interval and cost mode")
     return lines
 
 

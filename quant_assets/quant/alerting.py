@@ -43,7 +43,7 @@ class OpenAlert:
 @dataclass(frozen=True)
 class Observation:
     key: str
-    source: str          # asset_check | run | provider
+    source: str          # asset_check | run | provider | governance
     failing: bool
     severity: str        # base severity of a failure: WARN or ERROR
     message: str
@@ -103,6 +103,7 @@ class DayResult:
     failing_rows: int | None
     at: datetime
     execution_id: int
+    reason: str | None = None   # the check's own words on what failed (its ``reason`` metadata)
 
 
 def check_observations(results: Sequence[DayResult], ui_url: str) -> list[Observation]:
@@ -127,6 +128,8 @@ def check_observations(results: Sequence[DayResult], ui_url: str) -> list[Observ
             rows = sum(d.failing_rows or 0 for d in failed)
             rows_text = f": {rows} failing rows" if any(d.failing_rows is not None for d in failed) else ""
             message = f"{'blocking' if blocking else 'warning'} check {check} on {asset} failed{where}{on_days}{rows_text}"
+            if failed[0].reason:
+                message += f": {failed[0].reason}"
         last = max(days, key=lambda d: (d.at, d.execution_id))
         observations.append(Observation(
             key=f"check:{asset}:{check}", source="asset_check", failing=bool(failed),

@@ -140,10 +140,11 @@ def _summary_row(ctx: _ModeContext, strategy: str, role: str, net: np.ndarray, g
             "n_bars": int(net.size), **pbo, "null_reason": reason}
 
 
-def summarise(pnl: pl.DataFrame, trials: pl.DataFrame, n_trials: int, setup: StatisticsSetup
+def summarise(pnl: pl.DataFrame, trials: pl.DataFrame, n_trials: Mapping[str, int], setup: StatisticsSetup
               ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
     """Per cost mode: the walk-forward path (``backtest_pnl``), its benchmarks and every trial
-    (``backtest_strategy_returns``), each a ``backtest_summary`` row; the PBO's splits; and the
+    (``backtest_strategy_returns``), each a ``backtest_summary`` row, the DSR deflated by that mode's
+    ``n_trials`` (the trial registry's count); the PBO's splits; and the
     equity curves (realistic costs, plus the gross path) keyed by name, with ``_ts`` their bars.
     Rows must come sorted by time within each mode and strategy."""
     rows: list[dict[str, Any]] = []
@@ -158,7 +159,7 @@ def summarise(pnl: pl.DataFrame, trials: pl.DataFrame, n_trials: int, setup: Sta
         trial_nets = {c: wide[c].to_numpy() for c in wide.columns if c != "ts"}
         pbo, pbo_reason = pbo_of(trial_nets, setup)
         ctx = _ModeContext(
-            mode, {"window_start": path["ts"].min(), "window_end": path["ts"].max()}, setup, n_trials or None,
+            mode, {"window_start": path["ts"].min(), "window_end": path["ts"].max()}, setup, n_trials.get(mode) or None,
             trial_sharpe_variance(trial_nets),
             {"pbo": pbo.pbo, "prob_oos_loss": pbo.prob_oos_loss} if pbo else {"pbo": None, "prob_oos_loss": None},
             pbo_reason)

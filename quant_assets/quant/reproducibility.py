@@ -68,9 +68,11 @@ def compare_values(stored: pl.DataFrame, recomputed: pl.DataFrame, keys: Sequenc
 
 
 def verify(changed_input: str | None, max_abs_diff: float, first_mismatch: str | None) -> Verification:
-    """The verdict: a changed input or a differing output is a mismatch, the input named first."""
+    """The verdict: a changed input or a differing output is a mismatch; the input is named first,
+    then the first differing output value."""
     if changed_input is not None:
-        return Verification(MISMATCH, max_abs_diff, f"input changed: {changed_input}")
+        output = f"; {first_mismatch}" if first_mismatch else "; the outputs recompute equal"
+        return Verification(MISMATCH, max_abs_diff, f"input changed: {changed_input}{output}")
     if first_mismatch is not None:
         return Verification(MISMATCH, max_abs_diff, first_mismatch)
     return Verification(MATCH, max_abs_diff, None)

@@ -440,6 +440,77 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
         );
         """,
     ),
+    (
+        36,
+        "experiment_registry",
+        """
+        ALTER TABLE experiment_registry RENAME TO experiment_registry_v1;  -- per-fold rows, kept as they were
+        CREATE TABLE experiment_registry (
+            experiment_id VARCHAR NOT NULL PRIMARY KEY,  -- quant.experiments: hypothesis, strategy config,
+            cost_mode VARCHAR NOT NULL,                  --   universe, interval, cost mode
+            hypothesis VARCHAR NOT NULL,
+            config_json VARCHAR NOT NULL,
+            universe VARCHAR NOT NULL, bar_interval VARCHAR NOT NULL,
+            first_run TIMESTAMP NOT NULL, last_run TIMESTAMP NOT NULL,  -- first and latest registration
+            folds INTEGER NOT NULL, first_day TIMESTAMP, last_day TIMESTAMP,  -- out-of-sample days traded
+            gross_return DOUBLE, net_return DOUBLE, sharpe DOUBLE, psr DOUBLE, dsr DOUBLE, pbo DOUBLE,
+            n_trials INTEGER NOT NULL,                   -- the trials the DSR deflates by
+            reproduced INTEGER NOT NULL, mismatched INTEGER NOT NULL, unverified INTEGER NOT NULL,
+            stale_days INTEGER NOT NULL,
+            status VARCHAR NOT NULL,                     -- REPRODUCED, MISMATCH, STALE, UNVERIFIED
+            git_commit VARCHAR, git_dirty BOOLEAN,
+            manifest_hash VARCHAR NOT NULL, manifest_path VARCHAR NOT NULL
+        );
+        CREATE TABLE experiment_folds (                  -- every day an experiment traded, kept when
+            experiment_id VARCHAR NOT NULL,              -- a later experiment re-runs the day
+            day TIMESTAMP NOT NULL,
+            cost_mode VARCHAR NOT NULL,
+            manifest_hash VARCHAR NOT NULL, manifest_path VARCHAR NOT NULL,
+            selected_strategy VARCHAR, net_return DOUBLE,
+            PRIMARY KEY (experiment_id, day)
+        );
+        CREATE TABLE manifest_inputs (                   -- the input partitions each day's manifest recorded
+            day TIMESTAMP NOT NULL,
+            table_name VARCHAR NOT NULL, input_partition VARCHAR NOT NULL,
+            row_count BIGINT NOT NULL, content_hash VARCHAR NOT NULL,
+            PRIMARY KEY (day, table_name, input_partition)
+        );
+        CREATE VIEW manifest_staleness AS                -- a recorded input whose content changed since
+        SELECT i.day, i.table_name, i.input_partition,
+               i.content_hash AS recorded_hash, h.content_hash AS current_hash
+        FROM manifest_inputs AS i
+        LEFT JOIN partition_hashes AS h ON h.table_name = i.table_name AND h.partition_key = i.input_partition
+        WHERE h.content_hash IS DISTINCT FROM i.content_hash;
+        CREATE TABLE backtest_trials_v2 (
+            universe VARCHAR NOT NULL, bar_interval VARCHAR NOT NULL,
+            cost_mode VARCHAR NOT NULL,       -- a configuration is one trial per cost mode
+            strategy VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+            config_json VARCHAR NOT NULL,     -- the strategy and the walk-forward settings it was evaluated with
+            experiment_id VARCHAR,            -- the experiment that first evaluated it (NULL before migration 36)
+            first_day TIMESTAMP NOT NULL,
+            PRIMARY KEY (universe, bar_interval, cost_mode, config_json)
+        );
+        INSERT INTO backtest_trials_v2
+        SELECT t.universe, t.bar_interval, m.cost_mode, t.strategy, t.kind, t.config_json, NULL, t.first_day
+        FROM backtest_trials AS t CROSS JOIN (VALUES ('clean'), ('realistic')) AS m(cost_mode);
+        DROP TABLE backtest_trials;
+        ALTER TABLE backtest_trials_v2 RENAME TO backtest_trials;
+        ALTER TABLE backtest_manifest ADD COLUMN experiment_ids VARCHAR;  -- {"clean": id, "realistic": id}
+        CREATE TABLE alerts_v2 (
+            alert_id VARCHAR NOT NULL PRIMARY KEY,
+            alert_key VARCHAR NOT NULL,
+            source VARCHAR NOT NULL CHECK (source IN ('asset_check', 'run', 'provider', 'governance')),
+            severity VARCHAR NOT NULL CHECK (severity IN ('WARN', 'ERROR', 'CRITICAL')),
+            status VARCHAR NOT NULL CHECK (status IN ('OPEN', 'RESOLVED')),
+            message VARCHAR NOT NULL, first_seen TIMESTAMP NOT NULL, last_seen TIMESTAMP NOT NULL,
+            occurrences INTEGER NOT NULL, resolved_at TIMESTAMP,
+            webhook_status VARCHAR NOT NULL, telegram_status VARCHAR NOT NULL, details VARCHAR
+        );
+        INSERT INTO alerts_v2 SELECT * FROM alerts;  -- governance (stale results) may alert too
+        DROP TABLE alerts;
+        ALTER TABLE alerts_v2 RENAME TO alerts;
+        """,
+    ),
 )
 
 

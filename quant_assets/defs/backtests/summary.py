@@ -41,12 +41,13 @@ def statistics_setup(settings: Settings) -> StatisticsSetup:
                            bt.bootstrap_block_bars, bt.bootstrap_seed, bt.pbo_splits)
 
 
-def n_trials(conn: duckdb.DuckDBPyConnection, settings: Settings) -> int:
-    """Configurations ever evaluated on this universe and interval (the trial registry)."""
+def n_trials(conn: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, int]:
+    """Per cost mode: configurations ever evaluated on this universe and interval (the trial registry)."""
     if not table_exists(conn, "backtest_trials"):
-        return 0
-    return conn.execute("SELECT count(*) FROM backtest_trials WHERE universe = ? AND bar_interval = ?",
-                        [universe_hash(settings), settings.features.interval]).fetchone()[0]
+        return {}
+    return dict(conn.execute(
+        "SELECT cost_mode, count(*) FROM backtest_trials WHERE universe = ? AND bar_interval = ? GROUP BY cost_mode",
+        [universe_hash(settings), settings.features.interval]).fetchall())
 
 
 def summary_frames(conn: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from quant_assets.lib.lookback import lookback_status, record_status, status_fig
 from quant_assets.lib.partitioned import AssetOutput, TableWrite, WindowStep, daily_multi_asset
 from quant_assets.lib.plots import equity_drawdown_png
 from quant_assets.quant.equity import equity_curve
+from quant_assets.quant.experiments import COST_MODES, experiment_ids, trial_config
 from quant_assets.quant.fold_tables import (
     INCOMPLETE,
     NOT_IN_FOLD,
@@ -106,7 +107,7 @@ def build_backtest(settings: Settings) -> dg.AssetsDefinition:
                                           f"lookback incomplete: {status[day.key].describe()}")
             else:
                 if fold.key not in runs:
-                    runs[fold.key] = _run(step.conn, settings, fold, specs, setup)
+                    runs[fold.key] = run_stored_fold(step.conn, settings, fold, specs, setup)
                 run, panel = runs[fold.key]
                 days[day.key] = day_tables(panel, run, fold, day.start, day.end, {s.name: s for s in specs}, meter)
         tables = {name: pl.concat([getattr(d, _attr(name)) for d in days.values()]) for name in TABLES}
@@ -136,7 +137,7 @@ def _attr(table: str) -> str:
             "backtest_strategy_returns": "strategy_returns", "portfolio_weights": "weights"}[table]
 
 
-def _run(conn: duckdb.DuckDBPyConnection, settings: Settings, fold: Fold, specs: list[StrategySpec],
+def run_stored_fold(conn: duckdb.DuckDBPyConnection, settings: Settings, fold: Fold, specs: list[StrategySpec],
          setup: FoldSetup) -> tuple[FoldRun, Panel]:
     """The fold over its bars: the panel starts the covariance history plus one bar before training."""
     start = fold.train_start - timedelta(days=history_days(settings))
@@ -150,17 +151,23 @@ def _run(conn: duckdb.DuckDBPyConnection, settings: Settings, fold: Fold, specs:
 
 
 def _trial_rows(settings: Settings, specs: list[StrategySpec], day: datetime) -> list[list[Any]]:
-    universe = universe_hash(settings)
-    return [[universe, settings.features.interval, spec.name, spec.kind, spec.config_json(), day] for spec in specs]
+    universe, interval = universe_hash(settings), settings.features.interval
+    ids = experiment_ids(settings)
+    return [[universe, interval, mode, spec.name, spec.kind, trial_config(settings, mode, spec.config_json()),
+             ids[mode], day] for mode in COST_MODES for spec in specs]
 
 
 def _register_trials(conn: duckdb.DuckDBPyConnection, rows: list[list[Any]]) -> None:
-    """Every configuration evaluated, once per universe and interval (the first day it was tried kept)."""
+    """Every configuration evaluated, once per universe, interval and cost mode (the first day it
+    was tried and the experiment that first tried it kept)."""
     if not rows:
         return
     conn.executemany(
-        "INSERT INTO backtest_trials AS t VALUES (?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (universe, bar_interval, config_json) DO UPDATE SET first_day = least(t.first_day, excluded.first_day)",
+        "INSERT INTO backtest_trials AS t VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (universe, bar_interval, cost_mode, config_json) DO UPDATE SET "
+        "first_day = least(t.first_day, excluded.first_day), "
+        "experiment_id = CASE WHEN excluded.first_day < t.first_day OR t.experiment_id IS NULL "
+        "THEN excluded.experiment_id ELSE t.experiment_id END",
         rows,
     )
 

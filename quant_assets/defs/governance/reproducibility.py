@@ -10,6 +10,7 @@ mismatch fails the blocking check ``reproducibility_verified``; ``warn``: the ch
 
 import json
 from datetime import datetime, timedelta
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -17,11 +18,12 @@ import polars as pl
 
 from quant_assets.config import Settings
 from quant_assets.defs.backtests.setup import fold_calendar, fold_setup, strategy_specs
-from quant_assets.defs.backtests.walk_forward import _run
+from quant_assets.defs.backtests.walk_forward import run_stored_fold
 from quant_assets.lib.checks import Verdict, daily_check
 from quant_assets.lib.partitioned import AssetOutput, TableWrite, WindowStep, daily_asset
 from quant_assets.quant.calendar import Window
 from quant_assets.quant.fold_tables import Metering, day_tables
+from quant_assets.quant.manifest import OWN_TABLES
 from quant_assets.quant.reproducibility import (
     MISMATCH,
     NO_RESULT,
@@ -35,8 +37,19 @@ from quant_assets.resources.tables import daily_content_hashes, query_frame, tab
 
 RUN_SCHEMA = {"day": pl.Datetime("us"), "mode": pl.Utf8, "status": pl.Utf8, "max_abs_diff": pl.Float64,
               "first_mismatch": pl.Utf8, "checked_at": pl.Datetime("us")}
-PNL_VALUES = ["gross_return", "cost", "net_return", "turnover", "strategy"]
-FOLD_VALUES = ["status", "selected_strategy", "total_return", "gross_return", "cost", "n_bars"]
+PNL_VALUES = ["strategy", "gross_return", "cost", "net_return", "turnover", "gross_exposure", "net_exposure",
+              "capped", "benchmark_market", "benchmark_equal_weight"]
+FOLD_VALUES = ["status", "selected_strategy", "candidates_tried", "train_sharpe", "leverage", "n_bars",
+               "gross_return", "cost", "total_return", "turnover", "hit_rate", "max_drawdown", "sharpe", "sortino",
+               "calmar", "cagr", "annual_volatility", "capped_trades", "benchmark_market_return",
+               "benchmark_equal_weight_return"]
+TRADE_KEYS = ["ts", "cost_mode", "strategy"]
+
+
+def trade_counts(positions: pl.DataFrame) -> pl.DataFrame:
+    """Per bar, cost mode and strategy: the symbols traded (held weight differs from pre-trade)."""
+    return positions.group_by(TRADE_KEYS).agg(
+        (pl.col("weight") != pl.col("pre_trade_weight")).sum().cast(pl.Int64).alias("trades"))
 
 
 def _recorded_inputs(conn: duckdb.DuckDBPyConnection, key: str) -> dict[str, dict[str, str]] | None:
@@ -66,20 +79,27 @@ def verify_day(conn: duckdb.DuckDBPyConnection, settings: Settings, day: Window)
     fold = fold_calendar(settings).fold_of(day.start.date())
     if recorded is None or fold is None:
         return Verification(NO_RESULT)
-    changed = first_changed_input(recorded, _current_inputs(conn, recorded))
+    upstream = {t: days for t, days in recorded.items() if t not in OWN_TABLES}  # the outputs are compared below
+    changed = first_changed_input(upstream, _current_inputs(conn, upstream))
     specs = strategy_specs(settings)
     setup = fold_setup(settings)
     stored_folds = query_frame(conn, "SELECT * FROM backtest_folds WHERE day = ?", [day.start])
     if stored_folds.filter(pl.col("status") == "OK").is_empty():
         return verify(changed, 0.0, None)
-    run, panel = _run(conn, settings, fold, specs, setup)
+    run, panel = run_stored_fold(conn, settings, fold, specs, setup)
     meter = Metering(setup.bars_per_year, settings.backtest.min_bars_for_sharpe, len(specs))
     again = day_tables(panel, run, fold, day.start, day.end, {s.name: s for s in specs}, meter)
     stored_pnl = query_frame(conn, "SELECT * FROM backtest_pnl WHERE ts >= ? AND ts < ?", list(day))
+    stored_positions = query_frame(conn, "SELECT * FROM backtest_positions WHERE ts >= ? AND ts < ?", list(day))
     tolerance = settings.governance.tolerance
-    pnl_diff, pnl_first = compare_values(stored_pnl, again.pnl, ["ts", "cost_mode"], PNL_VALUES, tolerance)
-    fold_diff, fold_first = compare_values(stored_folds, again.folds, ["day", "cost_mode"], FOLD_VALUES, tolerance)
-    return verify(changed, max(pnl_diff, fold_diff), pnl_first or fold_first)
+    diffs = [
+        compare_values(stored_folds, again.folds, ["day", "cost_mode"], FOLD_VALUES, tolerance),
+        compare_values(stored_pnl, again.pnl, ["ts", "cost_mode"], PNL_VALUES, tolerance),
+        compare_values(trade_counts(stored_positions), trade_counts(again.positions), TRADE_KEYS, ["trades"],
+                       tolerance),
+    ]
+    first = next((f for _, f in diffs if f is not None), None)
+    return verify(changed, max(d for d, _ in diffs), first)
 
 
 def build_reproducibility(settings: Settings) -> dg.AssetsDefinition:
@@ -120,9 +140,11 @@ def reproducibility_checks(settings: Settings) -> list[dg.AssetChecksDefinition]
         rows = conn.execute("SELECT status, first_mismatch, max_abs_diff FROM reproducibility_runs "
                             "WHERE day >= ? AND day < ?", list(day)).fetchall()
         bad = [r for r in rows if r[0] == MISMATCH]
-        figures = {"mismatches": len(bad)}
+        figures: dict[str, Any] = {"mismatches": len(bad), "mode": mode,
+                                   "max_abs_diff": max((r[2] for r in rows if r[2] is not None), default=0.0)}
         if bad:
             figures["first_mismatch"] = bad[0][1]
+            figures["reason"] = f"fold {day.key} does not reproduce: {bad[0][1]}"
         return Verdict(not bad, figures)
 
     return [reproducibility_verified]

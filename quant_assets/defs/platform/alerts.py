@@ -87,6 +87,7 @@ def day_result(record: AssetCheckExecutionRecord) -> DayResult:
     entry = record.event
     evaluation = entry.dagster_event.event_specific_data  # AssetCheckEvaluation
     failing_rows = evaluation.metadata.get("failing_rows")
+    reason = evaluation.metadata.get("reason")
     return DayResult(
         asset=evaluation.asset_key.to_user_string(),
         check=evaluation.check_name,
@@ -97,6 +98,7 @@ def day_result(record: AssetCheckExecutionRecord) -> DayResult:
         failing_rows=failing_rows.value if failing_rows is not None else None,
         at=datetime.fromtimestamp(entry.timestamp, UTC),
         execution_id=record.id,
+        reason=str(reason.value) if reason is not None else None,
     )
 
 

@@ -55,3 +55,19 @@ def test_every_fold_reproduces_and_one_edited_feature_is_caught_and_named(built,
     assert warned and all(e.severity == dg.AssetCheckSeverity.WARN for e in warned)
     result, rows = _verify(tmp_path / "a", "trust")
     assert result.success and {r[1] for r in rows} == {"SKIPPED"}
+
+
+def test_an_edited_stored_metric_is_named_with_its_fold(built, tmp_path):
+    """An output changed behind the platform's back: the verdict names the metric and the fold, and
+    the check's reason (what the alert says) names them too."""
+    shutil.copytree(built.data_dir, tmp_path / "a")
+    with duckdb.connect(str(_settings(tmp_path / "a").duckdb_path)) as conn:
+        conn.execute("UPDATE backtest_pnl SET net_return = net_return + 1e-9 WHERE ts = ?::TIMESTAMP + INTERVAL 3 HOUR "
+                     "AND cost_mode = 'realistic'", [DAYS[6]])
+    result, rows = _verify(tmp_path / "a", "strict")
+    assert not result.success
+    named = dict((d, m) for d, _, m in rows)[DAYS[6]]
+    assert named.startswith("net_return at ts=") and "cost_mode=realistic" in named, named
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    reason = failed[0].metadata["reason"].value
+    assert reason.startswith(f"fold {DAYS[6]} does not reproduce: net_return at ts=")

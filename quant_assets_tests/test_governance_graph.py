@@ -170,7 +170,8 @@ def _dirty_checkout(root: Path) -> Path:
 
 def test_a_dirty_git_tree_is_recorded_and_warned_in_strict_mode(built, tmp_path, monkeypatch):
     checkout = _dirty_checkout(tmp_path / "checkout")
-    monkeypatch.setattr(provenance, "git_state", lambda: provenance.git_state.__wrapped__(checkout))
+    real = provenance.git_state
+    monkeypatch.setattr(provenance, "git_state", lambda: real(checkout))  # this checkout, not the project's
     settings = _copy(built, tmp_path / "e")
     defs = build_definitions(settings)
     result = _run(defs, dg.AssetSelection.assets("backtest_manifest"), DAYS[5:6])

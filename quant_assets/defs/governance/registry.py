@@ -32,6 +32,7 @@ from quant_assets.quant.experiments import (
     experiment_status,
     status_words,
 )
+from quant_assets.quant.manifest import OWN_TABLES
 from quant_assets.resources.duckdb import QuantDuckDB
 from quant_assets.resources.provenance import write_manifest_file
 from quant_assets.resources.tables import preview_markdown, query_frame, table_exists, transaction
@@ -79,7 +80,8 @@ def register_experiment(conn: duckdb.DuckDBPyConnection, settings: Settings, mod
     inputs: dict[str, dict[str, str]] = {}
     for manifest in manifests:
         for table, parts in manifest["inputs"].items():
-            inputs.setdefault(table, {}).update({p: v["sha256"] for p, v in parts.items()})
+            if table not in OWN_TABLES:  # the results themselves: compared by reproducibility, not inputs
+                inputs.setdefault(table, {}).update({p: v["sha256"] for p, v in parts.items()})
     verification = days["verification"].to_list()
     folds, reproduced, mismatched = days.height, verification.count("MATCH"), verification.count("MISMATCH")
     stale_days = int(days["stale"].sum())

@@ -479,17 +479,17 @@ def run_model(
     try:
         with transaction(conn):
             columns = [d[0] for d in conn.execute(f"SELECT * FROM ({sql}) LIMIT 0", params).description]
+            rows = (f"SELECT * FROM ({sql}) AS model_rows "
+                    f"WHERE CASE WHEN model_rows.{col} >= $qa_window_start AND model_rows.{col} < $qa_window_end "
+                    f"THEN true ELSE error('model {table} produced rows outside the partition window') END")
             if not table_exists(conn, table):
-                conn.execute(f"CREATE TABLE {quoted} AS SELECT * FROM ({sql}) LIMIT 0", params)
+                # Created with its rows (see resources.tables.replace_window: DuckDB's statistics)
+                conn.execute(f"CREATE TABLE {quoted} AS {rows}", bound)
+                return int(conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0])
             ensure_columns_match(conn, table, columns)
             conn.execute(f"DELETE FROM {quoted} WHERE {col} >= $qa_window_start AND {col} < $qa_window_end",
                          {"qa_window_start": window[0], "qa_window_end": window[1]})
-            inserted = conn.execute(
-                f"INSERT INTO {quoted} BY NAME SELECT * FROM ({sql}) AS model_rows "
-                f"WHERE CASE WHEN model_rows.{col} >= $qa_window_start AND model_rows.{col} < $qa_window_end "
-                f"THEN true ELSE error('model {table} produced rows outside the partition window') END",
-                bound,
-            ).fetchone()[0]
+            inserted = conn.execute(f"INSERT INTO {quoted} BY NAME {rows}", bound).fetchone()[0]
     except duckdb.InvalidInputException as exc:
         if "outside the partition window" in str(exc):
             raise SqlModelError(f"model {table} produced rows outside the partition window") from None

@@ -155,7 +155,11 @@ def replace_window(
     quoted = ident(table)
     with registered(conn, "_window_rows", frame), transaction(conn):
         if not table_exists(conn, table):
-            conn.execute(f"CREATE TABLE {quoted} AS SELECT * FROM _window_rows WHERE false")
+            # Created with its rows, not empty and then filled: DuckDB 2.0 keeps an empty new table's
+            # statistics through a large insert in the same transaction, and a filtered GROUP BY on it
+            # (the partition hashes) then finds no rows until the database is reopened.
+            conn.execute(f"CREATE TABLE {quoted} AS SELECT * FROM _window_rows")
+            return frame.height
         ensure_columns_match(conn, table, frame.columns)
         conn.execute(
             f"DELETE FROM {quoted} WHERE {ident(time_column)} >= ? AND {ident(time_column)} < ?",

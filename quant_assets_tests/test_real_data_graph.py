@@ -145,7 +145,8 @@ REAL_CASES = [
 # Tables of every stage that must hold rows after the run (bar tables per configured interval).
 STAGE_TABLES = ("raw_candles", "bar_gaps", "dim_timeframe", "signals", "signal_ic_pooled", "backtest_folds",
                 "backtest_pnl", "backtest_positions", "backtest_strategy_returns", "portfolio_weights",
-                "backtest_trials", "backtest_summary", "backtest_manifest", "experiment_registry")
+                "backtest_trials", "backtest_summary", "backtest_manifest", "manifest_inputs", "experiment_registry",
+                "experiment_folds", "reproducibility_runs")
 # Cross-sectional tables: they need three symbols or more at a bar (a one-pair universe has none).
 CROSS_SECTIONAL_TABLES = ("factors", "signal_ic", "quantile_bar_returns", "signal_summary", "quantile_returns",
                           "signal_calibration", "backtest_pbo")
@@ -204,6 +205,9 @@ def test_whole_graph_on_real_candles_passes_every_blocking_check(case, tmp_path,
         counts = {t: conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for (t,) in conn.execute(
             "SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall()}
         cross = conn.execute("SELECT count(corr_720), count(beta_720) FROM features_5m").fetchone()
+        verified = conn.execute("SELECT status, count(*) FROM reproducibility_runs GROUP BY ALL").fetchall()
+        standing = conn.execute("SELECT cost_mode, status, folds = reproduced FROM experiment_registry "
+                                "ORDER BY cost_mode").fetchall()
     with capsys.disabled():
         print(f"\n[{case.name}] {case.first}..{case.last}: WARN checks failing (data flows on): "
               + (", ".join(warned) or "none"))
@@ -221,6 +225,8 @@ def test_whole_graph_on_real_candles_passes_every_blocking_check(case, tmp_path,
     empty = [t for t in stage_tables if not counts.get(t)]
     assert not empty, f"stage tables without rows: {empty}"
     assert counts["raw_candles"] == _source_rows(case)  # every candle of every day, partial ones included
+    assert "MISMATCH" not in dict(verified) and dict(verified).get("MATCH", 0) > 0, verified  # strict, real data
+    assert standing == [("clean", "REPRODUCED", True), ("realistic", "REPRODUCED", True)], standing
     if len(case.symbols) >= 3:
         _assert_factors_equal_alphalens(settings)
     if case.market:

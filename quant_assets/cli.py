@@ -107,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("report", help="summarise what the DuckDB file holds")
     sub.add_parser("research", help="rank every signal and factor by |ICIR| with t-stats, IC decay and spreads")
     exp = sub.add_parser("experiments", help="the experiment registry: list, show ID, diff ID1 ID2")
-    exp_sub = exp.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    exp_sub = exp.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="{list,show,diff}")
     exp_sub.add_parser("list", help="one line per experiment: status, folds, net Sharpe, DSR, PBO, trials, hypothesis")
     show = exp_sub.add_parser("show", help="everything the registry and the manifest hold about one experiment")
     show.add_argument("id", help="an experiment id, or a unique prefix of at least 4 hex digits")

@@ -11,7 +11,8 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("quant-assets", "dagster", "dagster-duckdb", "duckdb", "polars", "numpy", "scikit-learn", "cvxpy")
+PACKAGES = ("quant-assets", "dagster", "dagster-duckdb", "duckdb", "polars", "numpy", "scipy", "numba", "scikit-learn",
+            "cvxpy")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -93,7 +93,8 @@ def test_every_strategy_is_tried_in_both_cost_modes_and_the_best_traded(built):
         assert traded == (2 * 5 * 24, 5 * 24)
         tried = conn.execute("SELECT count(DISTINCT strategy), count(*) FROM backtest_strategy_returns").fetchone()
         assert tried == (len(specs), len(specs) * 2 * 5 * 24)
-        assert conn.execute("SELECT count(*) FROM backtest_trials").fetchone()[0] == len(specs)
+        assert conn.execute("SELECT cost_mode, count(*) FROM backtest_trials GROUP BY ALL ORDER BY 1").fetchall() == [
+            ("clean", len(specs)), ("realistic", len(specs))]  # one trial per configuration and cost mode
         clean = conn.execute("SELECT max(abs(cost)), max(abs(net_return - gross_return)) FROM backtest_pnl "
                              "WHERE cost_mode = 'clean'").fetchone()
         assert clean == (0.0, 0.0)
@@ -152,10 +153,10 @@ def test_the_trial_count_includes_every_configuration_ever_tried(built, tmp_path
     _run(defs, dg.AssetSelection.assets(*BACKTEST_TABLES[:-1]), [DAYS[-1]])
     _run(defs, SUMMARY, None)
     with duckdb.connect(str(wider.duckdb_path), read_only=True) as conn:
-        trials = conn.execute("SELECT count(*) FROM backtest_trials").fetchone()[0]
-        assert trials == len(strategy_specs(settings)) + 4  # two new lambdas x two modes
-        assert conn.execute("SELECT DISTINCT n_trials FROM backtest_summary WHERE role = 'selected'").fetchall() == [
-            (trials,)]
+        trials = conn.execute("SELECT count(*) FROM backtest_trials WHERE cost_mode = 'realistic'").fetchone()[0]
+        assert trials == len(strategy_specs(settings)) + 4  # two new lambdas x two portfolio modes
+        assert conn.execute("SELECT cost_mode, n_trials FROM backtest_summary WHERE role = 'selected' "
+                            "ORDER BY 1").fetchall() == [("clean", trials), ("realistic", trials)]
 
 
 def test_day_by_day_in_reverse_equals_the_range_run(built, tmp_path):

@@ -121,6 +121,7 @@ def counts_words(counts: dict[str, int]) -> str:
 
 
 def when(value: datetime | None) -> str:
+    """A naive UTC timestamp to the second; empty for none."""
     return "" if value is None else f"{value:%Y-%m-%d %H:%M:%S}"
 
 
@@ -131,8 +132,8 @@ def _cut(text: str, limit: int = MESSAGE_CELL) -> str:
 
 # ------------------------------------------------------------------ terminal: `quant alerts`
 
-NO_TABLE = ("no alerts table in this DuckDB file yet: the alert sensors create it when they record "
-            "their first alert (`quant ui` runs them)")
+SENSORS_RECORD = "the alert sensors record them while the Dagster daemon runs (`quant ui`)"
+NO_TABLE = f"no alerts table in this DuckDB file yet: {SENSORS_RECORD}"
 
 
 def _delivery_words(d: DeliveryView) -> str:
@@ -196,10 +197,10 @@ def report_alert_lines(conn: duckdb.DuckDBPyConnection, newest: int = REPORT_NEW
     """The alerts section of ``quant report``: open counts by severity, the newest open ones."""
     alerts = read_alerts(conn)
     if alerts is None:
-        return ["alerts: none recorded yet (no alerts table)"]
+        return [f"alerts: none recorded yet (no alerts table); {SENSORS_RECORD}"]
     (resolved,) = conn.execute("SELECT count(*) FROM alerts WHERE status = 'RESOLVED'").fetchone()
     if not alerts:
-        return [f"alerts: none open, {resolved} resolved"]
+        return [f"alerts: none open, {resolved} resolved" if resolved else f"alerts: none recorded yet; {SENSORS_RECORD}"]
     lines = [f"alerts: {len(alerts)} open ({counts_words(open_counts(conn))}), {resolved} resolved; "
              "newest open (`quant alerts` for deliveries and links):"]
     for alert in sorted(alerts, key=lambda a: a.last_seen, reverse=True)[:newest]:

@@ -1,4 +1,4 @@
-"""The ``quant`` command: demo, materialize, report, research, ui.
+"""The ``quant`` command: demo, materialize, report, research, experiments, alerts, ui.
 
 Runs go through a persistent Dagster instance in ``$DAGSTER_HOME`` (default ``.dagster_home``
 in the working directory, created on demand), so everything launched here shows up later in the
@@ -114,6 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     diff = exp_sub.add_parser("diff", help="what differs: configuration keys, code, packages, input partitions")
     diff.add_argument("first", help="experiment id (or unique prefix)")
     diff.add_argument("second", help="experiment id (or unique prefix)")
+    alerts = sub.add_parser("alerts", help="open alerts with their deliveries per sink (read-only)")
+    alerts.add_argument("--all", action="store_true", help="also list resolved alerts, with when they resolved")
     ui = sub.add_parser("ui", help=f"start the Dagster webserver and daemon on {UI_HOST}")
     ui.add_argument("--port", type=_port, default=UI_PORT, help=f"a free port, 1..65535 (default {UI_PORT})")
     return parser
@@ -155,6 +157,11 @@ def _run_command(args: argparse.Namespace) -> int:
         return print_report(settings)
     if args.command == "experiments":
         return _experiments(settings, args)
+    if args.command == "alerts":
+        from quant_assets.alerts_report import alerts_lines
+        from quant_assets.report import print_report
+
+        return print_report(settings, lambda conn, _settings: alerts_lines(conn, args.all))
     if args.command == "research":
         from quant_assets.report import print_report
         from quant_assets.research_report import research_lines

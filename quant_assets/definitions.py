@@ -26,7 +26,9 @@ from quant_assets.lib.providers import ProvidersResource
 from quant_assets.lib.sql_models import check_refs
 from quant_assets.resources.duckdb import QuantDuckDB
 
-STAGES = ("ingestion", "bars", "features", "signals", "factors", "research", "backtests", "governance")
+# Asset groups in build order (`quant demo` materializes them one after the other); `platform`
+# (open_alerts) reads what the others and the alert sensors wrote.
+STAGES = ("ingestion", "bars", "features", "signals", "factors", "research", "backtests", "governance", "platform")
 STAGE_PACKAGES = (ingestion, bars, features, signals, factors, research, backtests, governance, platform)
 
 

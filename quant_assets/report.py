@@ -1,4 +1,4 @@
-"""What the DuckDB file holds: rows per table, partitions, the walk-forward headline.
+"""What the DuckDB file holds: rows per table, partitions, the walk-forward headline, open alerts.
 
 A reader only: the file is opened read-only and never migrated, so the report works on a
 read-only filesystem and next to a notebook that has the file open read-only. DuckDB cannot
@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import duckdb
 
+from quant_assets.alerts_report import report_alert_lines
 from quant_assets.config import Settings
 from quant_assets.quant.backtest_statistics import verdict_words
 from quant_assets.quant.experiments import experiment_ids, status_words
@@ -68,7 +69,7 @@ def report_lines(conn: duckdb.DuckDBPyConnection, settings: Settings) -> list[st
     lines += [f"  {table:<22} {_count(conn, table):>12,}" for table in report_tables(settings)]
     if table_exists(conn, "backtest_pnl") and table_exists(conn, "backtest_folds"):
         lines += _backtest_lines(conn, settings)
-    return lines
+    return lines + report_alert_lines(conn)
 
 
 def _backtest_lines(conn: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]:

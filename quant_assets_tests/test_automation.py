@@ -26,7 +26,7 @@ def test_defaults_schedules_stopped_automation_and_alert_sensors_running(setting
     running = {s.name for s in defs.sensors if s.default_status == dg.DefaultSensorStatus.RUNNING}
     assert running == {
         "default_automation_condition_sensor", "check_alert_sensor", "run_failure_alert_sensor",
-        "run_recovery_alert_sensor", "provider_health_alert_sensor",
+        "run_recovery_alert_sensor", "provider_health_alert_sensor", "stale_results_sensor", "open_alerts_sensor",
     }
 
 

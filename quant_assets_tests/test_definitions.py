@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Summaries over the whole history (recomputed from the per-bar tables) and a static dimension.
 UNPARTITIONED = {"dim_timeframe", "signal_summary", "quantile_returns", "signal_ic_by_regime", "factor_return_summary",
-                 "backtest_summary", "backtest_pbo", "experiment_registry"}
+                 "backtest_summary", "backtest_pbo", "experiment_registry", "open_alerts"}
 
 
 def test_every_asset_has_a_stage_group_a_description_kinds_and_a_check(settings, defs_for):

@@ -386,25 +386,38 @@ def process_observations(
     return outcome
 
 
-def read_provider_health(db_path: str | Path) -> list[dict] | None:
-    """Rows of ``provider_health``, or ``None`` when the file or the table does not exist yet."""
-    if not Path(db_path).exists():
-        return None
+@contextmanager
+def read_only_db(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection for a sensor's tick: nothing created or migrated; a writer holding
+    the file raises :class:`AlertStoreBusy` at once (the tick is retried later)."""
     try:
-        conn = duckdb.connect(str(db_path), read_only=True)
+        conn = duckdb.connect(str(path), read_only=True)
     except duckdb.IOException as exc:
         if _is_lock_error(exc):
             raise AlertStoreBusy(f"DuckDB file is busy: {str(exc).splitlines()[0]}") from None
         raise
     try:
         conn.execute("SET TimeZone = 'UTC'")
-        if not table_exists(conn, "provider_health"):
-            return None
-        cursor = conn.execute(
-            "SELECT provider_name, status, last_ok_at, fail_count, disabled_until, last_error, updated_at "
-            "FROM provider_health ORDER BY provider_name"
-        )
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        yield conn
     finally:
         conn.close()
+
+
+def provider_health_rows(conn: duckdb.DuckDBPyConnection) -> list[dict] | None:
+    """Rows of ``provider_health`` by provider name, or ``None`` when the table does not exist yet."""
+    if not table_exists(conn, "provider_health"):
+        return None
+    cursor = conn.execute(
+        "SELECT provider_name, status, last_ok_at, fail_count, disabled_until, last_error, updated_at "
+        "FROM provider_health ORDER BY provider_name"
+    )
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def read_provider_health(db_path: str | Path) -> list[dict] | None:
+    """Rows of ``provider_health``, or ``None`` when the file or the table does not exist yet."""
+    if not Path(db_path).exists():
+        return None
+    with read_only_db(db_path) as conn:
+        return provider_health_rows(conn)

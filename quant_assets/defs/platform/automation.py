@@ -46,6 +46,7 @@ STAGE_OWNERS: dict[str, list[str]] = {
     "research": ["team:quant-research"],
     "backtests": ["team:quant-research"],
     "governance": ["team:research-governance"],
+    "platform": ["team:data-engineering"],
 }
 DEFAULT_OWNERS = ["team:data-engineering"]
 FRESHNESS_GROUPS = ("bars", "features")

@@ -123,6 +123,12 @@ class ExchangeServer(ThreadingHTTPServer):
         with self._lock:
             self._faults.clear()
 
+    def reset(self) -> None:
+        """No faults, no recorded requests, no canaries: a clean slate between tests."""
+        self.clear_faults()
+        self.requests.clear()
+        self.canaries = []
+
     def take_fault(self, path: str) -> Fault | None:
         with self._lock:
             for prefix, queue in self._faults.items():
@@ -413,6 +419,15 @@ def dex_pair(chain: str, address: str, price_native: str | None = "0.007055", pr
                      "volume": {"h24": 250142.62}, "liquidity": {"usd": 879284.45}, "fdv": 751181.04,
                      "pairCreatedAt": 1710685033000})
     return pair
+
+
+def corrupt_prices(rows: list, n: int = 5) -> list:
+    """A klines page with ``n`` negative opens (rows 10..) and ``n`` zero closes (rows 100..)."""
+    rows = [list(r) for r in rows]
+    for i in range(n):
+        rows[10 + i][1] = "-1.0"
+        rows[100 + i][4] = "0.00000000"
+    return rows
 
 
 def start_server(symbols: list[str], seed: int = 42, latency_s: float = 0.0) -> ExchangeServer:

@@ -15,7 +15,10 @@ import pytest
 
 from quant_assets.config import ConfigError, ResilienceSettings, load_settings
 from quant_assets.definitions import resources_for
-from quant_assets.defs.ingestion.raw_candles import build_raw_candles, build_raw_candles_provenance_check
+from quant_assets.defs.ingestion.raw_candles import (
+    build_raw_candles,
+    build_raw_candles_provenance_check,
+)
 from quant_assets.providers import registry
 from quant_assets.providers.base import (
     CANDLE_SCHEMA,
@@ -29,30 +32,21 @@ from quant_assets.providers.files import read_ohlcv_file
 from quant_assets.providers.resilience import CLOSED, OPEN, TokenBucket, utcnow
 from quant_assets.providers.simulator import SimulatorCandleProvider
 from quant_assets.secrets import exception_chain
-from quant_assets_tests.conftest import SHARED_DATA
-from quant_assets_tests.exchange_server import FAST_RESILIENCE, Fault, base_url_env, start_server
+from quant_assets_tests.conftest import INVALID_CANDLES, SHARED_DATA
+from quant_assets_tests.exchange_server import (
+    FAST_RESILIENCE,
+    Fault,
+    base_url_env,
+    corrupt_prices,
+    start_server,
+)
+from quant_assets_tests.fake_clock import FakeClock
 
 FREQTRADE = SHARED_DATA / "freqtrade_testdata"
 needs_freqtrade = pytest.mark.skipif(not FREQTRADE.is_dir(), reason=f"real freqtrade test data not present at {FREQTRADE}")
 KLINES, MARKETS = "/api/v3/klines", "/api/v3/exchangeInfo"
 DAY = datetime(2024, 3, 4)
 PRICES = ["ts", "open", "high", "low", "close", "volume"]
-INVALID = """SELECT count(*) FROM raw_candles WHERE NOT (isfinite(open) AND isfinite(high) AND isfinite(low)
-    AND isfinite(close) AND open > 0 AND high > 0 AND low > 0 AND close > 0 AND volume >= 0
-    AND high >= greatest(open, close) AND low <= least(open, close) AND epoch(ts)::BIGINT % 60 = 0)"""
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.t += seconds
 
 
 @pytest.fixture(scope="module")
@@ -70,9 +64,7 @@ def server():
 
 @pytest.fixture(autouse=True)
 def _clean(server):
-    server.clear_faults()
-    server.requests.clear()
-    server.canaries = []
+    server.reset()
 
 
 def ccxt_provider(server, sleep=None, **resilience):
@@ -300,16 +292,21 @@ def materialize(settings, partition):
     )
 
 
+STORED = {  # what a run left in the DuckDB file
+    "rows": "SELECT symbol, ts, open, high, low, close, volume, quote_volume, provider, fetch_status, error "
+            "FROM raw_candles ORDER BY symbol, ts",
+    "invalid": INVALID_CANDLES,
+    "health": "SELECT provider_name, status, fail_count, last_error FROM provider_health",
+    "metrics": "SELECT provider_name, requests, successes FROM provider_metrics",
+}
+
+
 def stored(settings):
+    """(raw_candles rows, count of invalid rows, health and metrics by provider name)."""
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
-        rows = conn.execute("SELECT symbol, ts, open, high, low, close, volume, quote_volume, provider, fetch_status, "
-                            "error FROM raw_candles ORDER BY symbol, ts").fetchall()
-        invalid = conn.execute(INVALID).fetchone()[0]
-        health = {r[0]: r[1:] for r in conn.execute(
-            "SELECT provider_name, status, fail_count, last_error FROM provider_health").fetchall()}
-        metrics = {r[0]: r[1:] for r in conn.execute(
-            "SELECT provider_name, requests, successes FROM provider_metrics").fetchall()}
-    return rows, invalid, health, metrics
+        got = {name: conn.execute(sql).fetchall() for name, sql in STORED.items()}
+    by_name = {name: {r[0]: r[1:] for r in got[name]} for name in ("health", "metrics")}
+    return got["rows"], got["invalid"][0][0], by_name["health"], by_name["metrics"]
 
 
 @needs_freqtrade
@@ -336,18 +333,9 @@ def test_raw_candles_through_ccxt_store_the_real_pair_with_ccxt_provenance(serve
     assert began <= fetched[0] <= fetched[1] <= utcnow()
 
 
-def _corrupt(rows):
-    """Five negative opens and five zero closes in the first page."""
-    rows = [list(r) for r in rows]
-    for i in range(5):
-        rows[10 + i][1] = "-1.0"
-        rows[100 + i][4] = "0.00000000"
-    return rows
-
-
 @pytest.mark.parametrize(("name", "fault", "provider", "rejected", "ccxt_health"), [
     ("malformed_body", Fault.malformed(), "binance", 0, ("DEGRADED", 1)),
-    ("negative_and_zero_prices", Fault.change(_corrupt), "ccxt", 10, ("OK", 0)),
+    ("negative_and_zero_prices", Fault.change(corrupt_prices), "ccxt", 10, ("OK", 0)),
 ])
 def test_a_bad_ccxt_answer_lands_no_invalid_row(server, make_settings, name, fault, provider, rejected, ccxt_health):
     settings = make_settings(env={

@@ -51,7 +51,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -59,25 +59,14 @@ import ccxt
 import polars as pl
 
 from quant_assets.config import ResilienceSettings
-from quant_assets.providers.base import (
-    BannedError,
-    ClientError,
-    MalformedResponse,
-    ProviderError,
-    RetryableError,
-)
-from quant_assets.providers.frames import (
-    INTERVAL_SECONDS,
-    candle_frame,
-    epoch_us,
-    excerpt,
-    in_window,
-)
+from quant_assets.providers import frames
+from quant_assets.providers.base import ClientError, MalformedResponse, ProviderError
 from quant_assets.providers.resilience import one_line
 from quant_assets.providers.resilient import RETRY_STATUS, ResilientProvider, retry_after_seconds
 from quant_assets.secrets import scrub
 
 T = TypeVar("T")
+EPOCH = datetime(1970, 1, 1)
 CREDENTIALS = {"apiKey": "QUANT_CCXT_API_KEY", "secret": "QUANT_CCXT_API_SECRET", "password": "QUANT_CCXT_PASSPHRASE"}
 
 
@@ -140,7 +129,7 @@ def ohlcv_rows(rows: object) -> list[list[Any]]:
     for row in rows:
         if not (isinstance(row, list) and len(row) >= 6 and isinstance(row[0], int) and not isinstance(row[0], bool)
                 and all(_is_number(v) for v in row[1:6])):
-            raise MalformedResponse(f"OHLCV row is not [ms, open, high, low, close, volume] numbers: {excerpt(row)}")
+            raise MalformedResponse(f"OHLCV row is not [ms, open, high, low, close, volume] numbers: {frames.excerpt(row)}")
     return rows
 
 
@@ -237,7 +226,7 @@ class CcxtProvider(ResilientProvider):
             body, decoded, status = exchange.last_http_response, exchange.last_json_response, exchange.last_status
         try:
             if isinstance(body, str) and body and decoded is None:
-                raise MalformedResponse(f"body is not JSON (HTTP {status}): {excerpt(self._scrub(body), 60)}")
+                raise MalformedResponse(f"body is not JSON (HTTP {status}): {frames.excerpt(self._scrub(body), 60)}")
             result = parse(answer)
         except ProviderError as exc:
             message = f"{self.label}: {what}: {one_line(self._scrub(str(exc)), 200)}"
@@ -255,9 +244,7 @@ class CcxtProvider(ResilientProvider):
             retry_after = retry_after_seconds(exchange.last_response_headers)
             if retry_after is not None:
                 message += f" (Retry-After {retry_after:g}s)"
-                if retry_after > self.resilience.retry_after_max_s:
-                    return BannedError(message, retry_after)
-            return RetryableError(message, retry_after=retry_after, status=status)
+            return self._transient(message, retry_after, status)
         if isinstance(exc, ccxt.AuthenticationError):
             return ClientError(message, status=401)
         if isinstance(exc, ccxt.BadRequest):  # BadSymbol is one
@@ -271,14 +258,15 @@ class CcxtProvider(ResilientProvider):
         if interval not in self.timeframes:
             raise ClientError(f"{self.label}: no {interval} candles; timeframes {', '.join(self.timeframes)}", status=400)
         self._ensure_markets()
-        step_ms = INTERVAL_SECONDS[interval] * 1000
-        cursor, end_ms = epoch_us(start) // 1000, epoch_us(end) // 1000
+        step_ms = frames.INTERVAL_SECONDS[interval] * 1000
+        cursor, end_ms = frames.epoch_us(start) // 1000, frames.epoch_us(end) // 1000
         rows: list[list[Any]] = []
         while cursor < end_ms:
             left = -(-(end_ms - cursor) // step_ms)  # bars still in the window, rounded up
             limit = min(self.page_limit, left) if self.page_limit else left
+            since_text = (EPOCH + timedelta(milliseconds=cursor)).isoformat(timespec="minutes")
             page = self.resilient(
-                self._attempt, f"fetch_ohlcv {symbol} {interval} since {cursor}",
+                self._attempt, f"fetch_ohlcv {symbol} {interval} since {since_text}",
                 lambda ex, since=cursor, n=limit: ex.fetch_ohlcv(symbol, interval, since=since, limit=n), ohlcv_rows,
             )
             if not page:
@@ -288,5 +276,5 @@ class CcxtProvider(ResilientProvider):
             if following <= cursor:
                 break
             cursor = following
-        frame = candle_frame(symbol, ((row[0] * 1000, *row[1:6], None) for row in rows))
-        return in_window(frame, start, end)
+        frame = frames.candle_frame(symbol, ((row[0] * 1000, *row[1:6], None) for row in rows))
+        return frames.in_window(frame, start, end)

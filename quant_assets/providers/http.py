@@ -25,7 +25,6 @@ import httpx
 
 from quant_assets.config import ResilienceSettings
 from quant_assets.providers.base import (
-    BannedError,
     ClientError,
     MalformedResponse,
     ProviderError,
@@ -99,9 +98,7 @@ class HttpProvider(ResilientProvider):
                 f" (Retry-After {retry_after:g}s)" if retry_after is not None else ""
             ) + (f": {detail}" if detail else "")
             self._record(False, began, message)
-            if retry_after is not None and retry_after > self.resilience.retry_after_max_s:
-                raise BannedError(message, retry_after)
-            raise RetryableError(message, retry_after=retry_after, status=status)
+            raise self._transient(message, retry_after, status)
         if status >= 400:
             message = f"{self.name}: HTTP {status} on {path}: {one_line(self._scrub(response.text), 120)}"
             self._record(False, began, message)

@@ -102,6 +102,13 @@ class ResilientProvider:
     def _acquire(self, cost: float) -> None:
         self.state.metrics.rate_limit_wait_s += self.limiter.acquire(cost)
 
+    def _transient(self, message: str, retry_after: float | None, status: int | None) -> ProviderError:
+        """A fault to retry after backoff (at least ``retry_after`` seconds), or a ban when
+        ``retry_after`` is longer than ``resilience.retry_after_max_s``."""
+        if retry_after is not None and retry_after > self.resilience.retry_after_max_s:
+            return BannedError(message, retry_after)
+        return RetryableError(message, retry_after=retry_after, status=status)
+
     def _record(self, ok: bool, began: float, error: str | None = None) -> None:
         self.state.metrics.record(ok, time.perf_counter() - began, self._scrub(error) if error else None)
 

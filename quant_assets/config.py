@@ -20,10 +20,13 @@ Ingestion (see ``providers/``): ``QUANT_SPOT_PROVIDERS`` (``providers.spot``, de
 ``simulator``), ``QUANT_DEX_PROVIDERS`` (``providers.dex``, default none), ``QUANT_DEX_PAIRS``
 (``providers.dex_pairs``, ``chainId/pairAddress``), ``QUANT_ALTERNATIVE_PROVIDERS``
 (``providers.alternative``, default none), ``QUANT_FUNDING_SYMBOLS``, ``QUANT_FILES_DIR``
-(``providers.files_dir``), ``QUANT_<PROVIDER>_BASE_URL`` (``providers.base_urls.<provider>``),
-``QUANT_POLL_INTERVAL_S`` (``polling.interval_s``, default 60); the ``resilience`` section has
+(``providers.files_dir``), ``QUANT_CCXT_EXCHANGE`` (``providers.ccxt_exchange``, the exchange the
+``ccxt`` candle provider asks, default ``binance``), ``QUANT_<PROVIDER>_BASE_URL``
+(``providers.base_urls.<provider>``; for ``ccxt`` it replaces the scheme and host of each of the
+exchange's API URLs, unset: the exchange's own), ``QUANT_POLL_INTERVAL_S`` (``polling.interval_s``, default 60); the ``resilience`` section has
 no variables. API keys (``QUANT_<PROVIDER>_API_KEY``) are read by the providers from the
-environment only and never enter these settings.
+environment only and never enter these settings (ccxt's: ``QUANT_CCXT_API_KEY``,
+``QUANT_CCXT_API_SECRET``, ``QUANT_CCXT_PASSPHRASE``).
 
 A variable set to a blank value: a scalar counts as unset (``QUANT_DATA_DIR=`` means the
 default); a list is the empty list, so ``QUANT_SYMBOLS=""`` is an error (the universe must not
@@ -76,11 +79,11 @@ DEFAULT_CONFIG_FILE = "quant.yaml"
 
 Interval = Literal["1m", "5m", "15m", "30m", "1h", "4h", "1d"]
 BaseInterval = Literal["1m", "5m"]
-CandleProvider = Literal["simulator", "binance", "coinbase", "kraken", "files", "binance_archive"]
+CandleProvider = Literal["simulator", "binance", "coinbase", "kraken", "files", "binance_archive", "ccxt"]
 SpotProvider = Literal["simulator", "binance", "coinbase", "kraken"]
 DexProvider = Literal["dexscreener"]
 AlternativeProvider = Literal["alternative_me", "binance_futures"]  # fear & greed, funding rates
-HttpProvider = Literal["binance", "coinbase", "kraken", "dexscreener", "binance_futures", "alternative_me"]
+HttpProvider = Literal["binance", "coinbase", "kraken", "dexscreener", "binance_futures", "alternative_me", "ccxt"]
 
 INTERVAL_MINUTES: dict[str, int] = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60, "4h": 240, "1d": 1440}
 """Every interval the platform knows, in minutes: the single table providers, bars and features use."""
@@ -97,8 +100,9 @@ SPOT_PROVIDERS: tuple[str, ...] = get_args(SpotProvider)
 DEX_PROVIDERS: tuple[str, ...] = get_args(DexProvider)
 ALTERNATIVE_PROVIDERS: tuple[str, ...] = get_args(AlternativeProvider)
 FILE_PROVIDERS = ("files", "binance_archive")  # candle providers that read providers.files_dir
-# HTTP sources with a configurable base URL (``providers.base_urls.<name>``, env
-# ``QUANT_<NAME>_BASE_URL``); kept in sync with ``providers.registry`` (a test checks it).
+# HTTP sources with a fixed default base URL (``providers.base_urls.<name>``, env
+# ``QUANT_<NAME>_BASE_URL``); kept in sync with ``providers.registry`` (a test checks it). ``ccxt``
+# also takes one (``HttpProvider`` lists every key), with no default: the exchange's own URLs.
 HTTP_BASE_URLS: dict[str, str] = {
     "binance": "https://api.binance.com",
     "coinbase": "https://api.exchange.coinbase.com",
@@ -110,6 +114,7 @@ HTTP_BASE_URLS: dict[str, str] = {
 DEFAULT_SYMBOLS = (
     "BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT", "ADA/USDT", "DOGE/USDT", "AVAX/USDT",
 )
+DEFAULT_CCXT_EXCHANGE = "binance"
 SIMULATOR_EPOCH = date(2015, 1, 1)  # the simulator's first day (providers.simulator.EPOCH; a test checks it)
 SYMBOL_PATTERN = r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,15}$"
 DEX_PAIR_PATTERN = r"^[a-z0-9_-]{2,30}/[A-Za-z0-9]{20,70}$"
@@ -200,6 +205,20 @@ def _choices(literal: Any) -> str:
 Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN)]
 Url = Annotated[str, Field(pattern=URL_PATTERN, description="an http(s) URL such as https://api.binance.com"),
                 AfterValidator(lambda url: url.rstrip("/"))]
+
+
+def _ccxt_exchange(value: str) -> str:
+    if value == DEFAULT_CCXT_EXCHANGE:  # in ccxt.exchanges (a test checks): spares every load ccxt's import
+        return value
+    import ccxt
+
+    if value not in ccxt.exchanges:
+        raise _fail("unknown_exchange", f"ccxt {ccxt.__version__} has no exchange {_show(value)}")
+    return value
+
+
+CcxtExchange = Annotated[str, AfterValidator(_ccxt_exchange),
+                         Field(description="a ccxt exchange id such as binance, okx or kraken (ccxt.exchanges)")]
 
 
 def _empty_is_none(value: Any) -> Any:
@@ -573,6 +592,7 @@ class ProvidersSection:
     base_urls: BaseUrls = field(default_factory=dict)  # merged over HTTP_BASE_URLS
     files_dir: FilesDir = None
     funding_symbols: FundingSymbols = ("BTC/USDT", "ETH/USDT")
+    ccxt_exchange: CcxtExchange = DEFAULT_CCXT_EXCHANGE  # the exchange the ccxt candle provider asks
 
 
 @pydantic_dataclass(frozen=True, config=_SECTION)
@@ -674,6 +694,7 @@ class Config:
                 base_urls=tuple(sorted({**HTTP_BASE_URLS, **providers.base_urls}.items())),
                 files_dir=providers.files_dir,
                 funding_symbols=providers.funding_symbols,
+                ccxt_exchange=providers.ccxt_exchange,
                 poll_interval_s=self.polling.interval_s,
                 resilience=self.resilience,
             ),
@@ -705,11 +726,16 @@ class IngestionSettings:
     base_urls: tuple[tuple[str, str], ...] = tuple(sorted(HTTP_BASE_URLS.items()))
     files_dir: Path | None = None
     funding_symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT")
+    ccxt_exchange: str = DEFAULT_CCXT_EXCHANGE
     poll_interval_s: int = 60
     resilience: ResilienceSettings = ResilienceSettings()
 
     def base_url(self, provider: str) -> str:
         return dict(self.base_urls)[provider]
+
+    def base_url_override(self, provider: str) -> str | None:
+        """The configured base URL of a source with no fixed default (``ccxt``), or None."""
+        return dict(self.base_urls).get(provider)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -747,6 +773,8 @@ class Settings:
             k: v for k, v in asdict(self).items()
             if k not in ("data_dir", "duckdb_path", "automation", "alerts", "governance")
         }
+        if "ccxt" not in self.candle_providers:  # the exchange shapes data only when ccxt is asked
+            del shaped["ingestion"]["ccxt_exchange"]
         text = json.dumps(shaped, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -769,6 +797,7 @@ _ENV: dict[str, tuple[str, str, bool]] = {  # variable: (section, key, comma-sep
     "QUANT_DEX_PAIRS": ("providers", "dex_pairs", True),
     "QUANT_ALTERNATIVE_PROVIDERS": ("providers", "alternative", True),
     "QUANT_FUNDING_SYMBOLS": ("providers", "funding_symbols", True),
+    "QUANT_CCXT_EXCHANGE": ("providers", "ccxt_exchange", False),
     "QUANT_FILES_DIR": ("providers", "files_dir", False),
     "QUANT_POLL_INTERVAL_S": ("polling", "interval_s", False),
     "QUANT_SIMULATOR_SEED": ("simulator", "seed", False),
@@ -831,7 +860,7 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str], sources: dict[str, s
         if target is not None:
             target[key] = value
             sources[f"{section}.{key}" if section else key] = var
-    for provider in HTTP_BASE_URLS:  # QUANT_BINANCE_BASE_URL -> providers.base_urls.binance
+    for provider in get_args(HttpProvider):  # QUANT_BINANCE_BASE_URL -> providers.base_urls.binance
         var = f"QUANT_{provider.upper()}_BASE_URL"
         url = env.get(var)
         target = _section_of(raw, "providers") if url else None

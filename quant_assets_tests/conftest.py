@@ -17,6 +17,10 @@ warnings.filterwarnings("ignore", category=dg.PreviewWarning)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TEST_SYMBOLS = "BTC/USDT,ETH/USDT,SOL/USDT"
+# Rows of raw_candles (1m grid) that no quality gate should have let through: must count 0.
+INVALID_CANDLES = """SELECT count(*) FROM raw_candles WHERE NOT (isfinite(open) AND isfinite(high) AND isfinite(low)
+    AND isfinite(close) AND open > 0 AND high > 0 AND low > 0 AND close > 0 AND volume >= 0
+    AND high >= greatest(open, close) AND low <= least(open, close) AND epoch(ts)::BIGINT % 60 = 0)"""
 
 
 @pytest.fixture

@@ -2,7 +2,9 @@
 Dexscreener, alternative.me and Binance futures, with injectable faults.
 
 Candle values come from the deterministic simulator, so a test can compute exactly what a
-correct ingestion must store. Faults are queued per path prefix and consumed one per request
+correct ingestion must store, or from a real candle file served for one symbol and interval
+(:meth:`ExchangeServer.serve`). Binance's ``/api/v3/exchangeInfo`` lists the symbols, so ccxt
+can load its markets here. Faults are queued per path prefix and consumed one per request
 (``server.fault("/api/v3/klines", Fault.status(503))``) or set to repeat (``repeat=True``).
 Nothing here reaches the internet: the server binds 127.0.0.1 on a free port.
 """
@@ -95,6 +97,7 @@ class ExchangeServer(ThreadingHTTPServer):
         self.fear_greed: list[dict] = []
         self.funding: dict[str, list[dict]] = {}
         self._cache: dict[tuple, list] = {}
+        self._served: dict[tuple[str, str], list[tuple]] = {}  # (symbol, interval): rows of a real file
         self._json: dict[tuple, bytes] = {}
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
 
@@ -120,6 +123,12 @@ class ExchangeServer(ThreadingHTTPServer):
         with self._lock:
             self._faults.clear()
 
+    def reset(self) -> None:
+        """No faults, no recorded requests, no canaries: a clean slate between tests."""
+        self.clear_faults()
+        self.requests.clear()
+        self.canaries = []
+
     def take_fault(self, path: str) -> Fault | None:
         with self._lock:
             for prefix, queue in self._faults.items():
@@ -132,6 +141,17 @@ class ExchangeServer(ThreadingHTTPServer):
 
     def count(self, prefix: str) -> int:
         return sum(1 for path, _, _ in self.requests if path.startswith(prefix))
+
+    def serve(self, symbol: str, interval: str, frame: Any) -> None:
+        """Answer ``symbol``'s ``interval`` candles from ``frame`` (``ts``, open .. volume, and
+        ``quote_volume`` when it has one) instead of the simulator's."""
+        if symbol not in self.symbols:
+            self.symbols.append(symbol)
+        qv = frame["quote_volume"] if "quote_volume" in frame.columns else [None] * frame.height
+        self._served[(symbol, interval)] = [
+            (_ms(ts), o, h, lo, c, v, q) for (ts, o, h, lo, c, v), q in zip(
+                frame.select("ts", "open", "high", "low", "close", "volume").iter_rows(), qv, strict=True)
+        ]
 
     # -- data --------------------------------------------------------------------------------------
     def _symbol(self, code: str, style: str) -> str | None:
@@ -154,7 +174,10 @@ class ExchangeServer(ThreadingHTTPServer):
         return encoded
 
     def candles(self, symbol: str, interval: str, start: datetime, end: datetime) -> list[tuple]:
-        """Simulated candles ``[start, end)`` as ``(ts_ms, o, h, l, c, v, qv)`` rows, cached by day."""
+        """Simulated (or served) candles ``[start, end)`` as ``(ts_ms, o, h, l, c, v, qv)`` rows,
+        cached by day."""
+        if (symbol, interval) in self._served:
+            return [r for r in self._served[(symbol, interval)] if _ms(start) <= r[0] < _ms(end)]
         rows: list[tuple] = []
         day = datetime(start.year, start.month, start.day)
         while day < end:
@@ -171,8 +194,29 @@ class ExchangeServer(ThreadingHTTPServer):
 
 
 def binance_row(r: tuple, interval: str) -> list:
+    quote_volume = repr(r[6]) if r[6] is not None else "0"  # a served file without quote volume
     return [r[0], repr(r[1]), repr(r[2]), repr(r[3]), repr(r[4]), repr(r[5]),
-            r[0] + _INTERVAL_MS[interval] - 1, repr(r[6]), 100, "0.0", "0.0", "0"]
+            r[0] + _INTERVAL_MS[interval] - 1, quote_volume, 100, "0.0", "0.0", "0"]
+
+
+def binance_symbol_info(symbol: str) -> dict:
+    """One ``symbols`` entry of Binance's ``GET /api/v3/exchangeInfo``, as the real API writes it."""
+    base, quote = symbol.split("/")
+    return {
+        "symbol": base + quote, "status": "TRADING", "baseAsset": base, "baseAssetPrecision": 8,
+        "quoteAsset": quote, "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8,
+        "quoteCommissionPrecision": 8, "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT",
+                                                      "TAKE_PROFIT_LIMIT"],
+        "icebergAllowed": True, "ocoAllowed": True, "quoteOrderQtyMarketAllowed": True, "allowTrailingStop": True,
+        "cancelReplaceAllowed": True, "isSpotTradingAllowed": True, "isMarginTradingAllowed": False,
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": "0.00000001", "maxPrice": "1000000.00000000",
+             "tickSize": "0.00000001"},
+            {"filterType": "LOT_SIZE", "minQty": "0.00001000", "maxQty": "9000.00000000", "stepSize": "0.00001000"},
+        ],
+        "permissions": [], "permissionSets": [["SPOT"]], "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
+    }
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -271,6 +315,10 @@ class _Handler(BaseHTTPRequestHandler):
             if raw_ok:  # the same bytes, from per-row JSON encoded once (keeps the fake off the CPU)
                 return 200, b"[" + b",".join(srv.row_json(r, interval) for r in rows) + b"]", headers
             return 200, [binance_row(r, interval) for r in rows], headers
+        if path == "/api/v3/exchangeInfo":
+            return 200, {"timezone": "UTC", "serverTime": _ms(srv.now), "rateLimits": [
+                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000}],
+                "exchangeFilters": [], "symbols": [binance_symbol_info(s) for s in srv.symbols]}, {}
         if path == "/api/v3/ticker/bookTicker":
             symbol = srv._symbol(q.get("symbol", ""), "binance")
             if symbol is None:
@@ -371,6 +419,15 @@ def dex_pair(chain: str, address: str, price_native: str | None = "0.007055", pr
                      "volume": {"h24": 250142.62}, "liquidity": {"usd": 879284.45}, "fdv": 751181.04,
                      "pairCreatedAt": 1710685033000})
     return pair
+
+
+def corrupt_prices(rows: list, n: int = 5) -> list:
+    """A klines page with ``n`` negative opens (rows 10..) and ``n`` zero closes (rows 100..)."""
+    rows = [list(r) for r in rows]
+    for i in range(n):
+        rows[10 + i][1] = "-1.0"
+        rows[100 + i][4] = "0.00000000"
+    return rows
 
 
 def start_server(symbols: list[str], seed: int = 42, latency_s: float = 0.0) -> ExchangeServer:

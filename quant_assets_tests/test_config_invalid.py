@@ -52,7 +52,7 @@ EXACT = [
     ("backtest: 5", "config key 'backtest' = 5 must be a mapping with keys: train_days, min_train_days, test_days, step_days, training, fee_bps, half_spread_bps, impact_k, participation_cap, capital, min_bars_for_sharpe, sizing, bootstrap_samples, bootstrap_block_bars, bootstrap_seed, pbo_splits"),
     ("providers: {base_urls: {nasdaq: 'http://x'}}",
      "config key 'providers.base_urls.nasdaq' is unknown; accepted: binance, coinbase, kraken, dexscreener, "
-     "binance_futures, alternative_me"),
+     "binance_futures, alternative_me, ccxt"),
 ]
 
 

@@ -19,15 +19,14 @@ from quant_assets.defs.ingestion.raw_candles import (
 )
 from quant_assets.providers.resilience import utcnow
 from quant_assets.providers.simulator import SimulatorCandleProvider
+from quant_assets_tests.conftest import INVALID_CANDLES as INVALID
 from quant_assets_tests.conftest import table_digest
 from quant_assets_tests.exchange_server import FAST_RESILIENCE, Fault, base_url_env, start_server
+from quant_assets_tests.exchange_server import corrupt_prices as _corrupt
 
 DAY = "2024-03-04"
 START = datetime(2024, 3, 4)
 KLINES = "/api/v3/klines"
-INVALID = """SELECT count(*) FROM raw_candles WHERE NOT (isfinite(open) AND isfinite(high) AND isfinite(low)
-    AND isfinite(close) AND open > 0 AND high > 0 AND low > 0 AND close > 0 AND volume >= 0
-    AND high >= greatest(open, close) AND low <= least(open, close) AND epoch(ts)::BIGINT % 60 = 0)"""
 
 
 @pytest.fixture(scope="module")
@@ -76,15 +75,6 @@ def stored(settings):
 def expected(symbol="BTC/USDT", interval="1m", start=START):
     frame = SimulatorCandleProvider(42).fetch_candles(symbol, interval, start, start + timedelta(days=1))
     return [(symbol, *r) for r in frame.select("ts", "open", "high", "low", "close", "volume").iter_rows()]
-
-
-def _corrupt(rows, n=5):
-    """Five negative opens and five zero closes in the first page."""
-    rows = [list(r) for r in rows]
-    for i in range(n):
-        rows[10 + i][1] = "-1.0"
-        rows[100 + i][4] = "0.00000000"
-    return rows
 
 
 def _garbage(rows):

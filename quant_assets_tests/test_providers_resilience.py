@@ -22,19 +22,7 @@ from quant_assets.providers.resilience import (
     utcnow,
 )
 from quant_assets_tests.exchange_server import Fault, start_server
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 0.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.t += seconds
+from quant_assets_tests.fake_clock import FakeClock
 
 
 def test_token_bucket_spends_its_burst_then_waits_exactly_for_the_rate():

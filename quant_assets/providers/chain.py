@@ -1,7 +1,7 @@
 """Fetch through the provider chain: the first provider that delivers valid data wins.
 
 Every provider call already went through its rate limiter, retries and circuit breaker
-(``providers.http``); here a provider that raises, is open, answers nothing for the window, or
+(``providers.resilient``); here a provider that raises, is open, answers nothing for the window, or
 answers only rows the quality gate rejects is skipped and the next one is asked.
 """
 
@@ -15,8 +15,8 @@ from datetime import datetime
 import polars as pl
 
 from quant_assets.providers.base import CandleProvider, ProviderError
-from quant_assets.providers.http import HttpProvider
 from quant_assets.providers.resilience import one_line
+from quant_assets.providers.resilient import ResilientProvider
 from quant_assets.quant.candle_quality import GateResult, gate_candles
 
 
@@ -37,9 +37,9 @@ class ChainResult:
 
 
 def _record_local(provider: object, ok: bool, began: float, error: str | None = None) -> None:
-    """Local providers (simulator, files) have no HTTP layer: the chain keeps their metrics."""
+    """Local providers (simulator, files) have no network layer: the chain keeps their metrics."""
     state = getattr(provider, "state", None)
-    if state is None or isinstance(provider, HttpProvider):
+    if state is None or isinstance(provider, ResilientProvider):
         return
     state.metrics.record(ok, time.perf_counter() - began, error)
     state.last_call_failed = not ok

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = ("quant-assets", "dagster", "dagster-duckdb", "duckdb", "polars", "numpy", "scipy", "numba", "scikit-learn",
-            "cvxpy")
+            "cvxpy", "ccxt")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -334,7 +334,6 @@ class _Compiled:
     numerator: cp.Variable | None
     kappa: cp.Variable | None
     lock: threading.Lock = field(default_factory=threading.Lock)
-    primed: bool = False
 
 
 def _attempt(
@@ -350,13 +349,10 @@ def _attempt(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # "may be inaccurate": the status says so
-                if not compiled.primed:
-                    # The first solve compiles the problem and takes another numerical path: its last
-                    # bits differ from every later solve's. Solving it twice makes a result independent
-                    # of which problems were solved before (so of build order).
-                    compiled.problem.solve(solver=solver, **_SOLVER_OPTIONS.get(solver, {}))
-                    compiled.primed = True
-                compiled.problem.solve(solver=solver, **_SOLVER_OPTIONS.get(solver, {}))
+                # warm_start=False: cvxpy otherwise re-uses the previous solve's solver object (Clarabel's
+                # update()), whose state makes the last bits, up to 2e-11 of a Sharpe, depend on which
+                # problems were solved before in the process, so on build order and on a re-run.
+                compiled.problem.solve(solver=solver, warm_start=False, **_SOLVER_OPTIONS.get(solver, {}))
         except Exception as error:  # noqa: BLE001 - any solver error means: try the next solver
             return f"raised {type(error).__name__}", None
         status = str(compiled.problem.status)

@@ -10,6 +10,11 @@ the failing check and its failing row count), the run's address in the UI and th
 file, ``$DAGSTER_HOME/logs/<run_id>.log``, that holds the run's events with their stack traces;
 Dagster's console logger prints nothing. SIGINT (Ctrl-C) or SIGTERM during a run marks the run
 CANCELED in the instance, prints one line and exits 130 (143 for SIGTERM).
+
+On a deployment (``$DAGSTER_HOME`` holds deploy/'s ``dagster.yaml`` and ``workspace.yaml``) runs
+are not executed here: they are submitted to the daemon's queue and followed until they end
+(``quant_assets.lib.deployment``); a code server that cannot be reached ends with one line and
+exit code 69.
 """
 
 import argparse
@@ -59,6 +64,13 @@ MAX_CAUSE_LINES = 4
 
 class UsageError(Exception):
     """A bad argument; reported as one line, exit code 2, nothing written."""
+
+
+class Unavailable(Exception):
+    """The deployment cannot take the run (its code server is down); one line, exit code 69."""
+
+
+EXIT_UNAVAILABLE = 69  # sysexits.h EX_UNAVAILABLE: a service the command needs is down
 
 
 class Interrupted(KeyboardInterrupt):
@@ -134,6 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"quant: error: {exc}", file=sys.stderr)
         return 2
+    except Unavailable as exc:
+        print(f"quant: error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
@@ -204,6 +219,8 @@ def _interrupted_run(exc: Interrupted) -> str:
         return ""
     if exc.status == "CANCELED":
         return f"; run {exc.run_id} marked CANCELED"
+    if exc.status == "CANCELING":
+        return f"; run {exc.run_id} is CANCELING (its code server stops it)"
     return f"; run {exc.run_id} had already ended ({exc.status})"
 
 
@@ -337,10 +354,20 @@ def run_range(
     from dagster import DagsterInstance
     from dagster._utils.interrupts import capture_interrupts
 
+    from quant_assets.lib.deployment import deployment_workspace, uses_queue
     from quant_assets.lib.instance import POOL, own_run_tags, reap_dead_runs, wait_for_pool
     from quant_assets.lib.run_failures import failure_lines, tally_checks
 
     instance = DagsterInstance.get()
+    tags = {"launched_by": "quant"}
+    if start == end:
+        tags["dagster/partition"] = start.isoformat()
+    else:
+        tags["dagster/asset_partition_range_start"] = start.isoformat()
+        tags["dagster/asset_partition_range_end"] = end.isoformat()
+    workspace = deployment_workspace(dagster_home())
+    if workspace is not None or uses_queue(instance):
+        return _run_deployed(defs, instance, workspace, keys, tags)
     for dead in reap_dead_runs(instance):
         print(f"  quant: run {dead.run_id} marked FAILED: its process {dead.pid} is gone; its {POOL} slot is free again")
     wait_for_pool(instance, lambda line: print(f"  quant: {line}", flush=True))
@@ -348,12 +375,7 @@ def run_range(
     # One day runs as that partition, so its check results count for the day (automation reads
     # them); longer ranges run as one single-run backfill.
     run_id = str(uuid.uuid4())
-    tags = {"launched_by": "quant", **own_run_tags()}
-    if start == end:
-        tags["dagster/partition"] = start.isoformat()
-    else:
-        tags["dagster/asset_partition_range_start"] = start.isoformat()
-        tags["dagster/asset_partition_range_end"] = end.isoformat()
+    tags.update(own_run_tags())
     began = time.perf_counter()
     _interrupts.track(instance, run_id)
     try:
@@ -382,6 +404,66 @@ def run_range(
         result.success, time.perf_counter() - began, len(tallies) - len(failed), failed,
         run_id=run_id, causes=causes, log_path=log_path, degraded=degraded_lines(result),
     )
+
+
+def _run_deployed(
+    defs: "dg.Definitions", instance: "dg.DagsterInstance", workspace: Path | None,
+    keys: Sequence["dg.AssetKey"], tags: dict[str, str],
+) -> RunOutcome:
+    """Submit the run to the deployment's queue and follow it while the daemon and the code server
+    execute it (``quant_assets.lib.deployment``). Ctrl-C or SIGTERM cancels the run: dequeued
+    if it still waits, terminated through its code server if it runs."""
+    from quant_assets.lib.deployment import DeploymentError, follow_run, submit_asset_run
+    from quant_assets.lib.run_failures import failure_lines, tally_checks
+
+    home = dagster_home()
+    if workspace is None:
+        raise UsageError(
+            f"{home / 'dagster.yaml'} queues runs (QueuedRunCoordinator) but {home / 'workspace.yaml'} is missing: "
+            "copy deploy/workspace.yaml there, pointing at the code server"
+        )
+    began = time.perf_counter()
+    try:
+        run_id = submit_asset_run(instance, workspace, CODE_LOCATION, keys, tags)
+    except DeploymentError as exc:
+        raise Unavailable(str(exc)) from None
+    print(f"  quant: run {run_id} submitted: http://{UI_HOST}:{UI_PORT}/runs/{run_id}", flush=True)
+    current = [run_id]
+
+    def announce(line: str) -> None:
+        current[0] = line.split()[-1] if "retries it as run" in line else current[0]
+        print(f"  quant: {line}", flush=True)
+
+    try:
+        result = follow_run(instance, run_id, announce)
+    except KeyboardInterrupt as exc:
+        signum = _interrupts.signum or getattr(exc, "signum", signal.SIGINT)
+        raise Interrupted(signum, current[0], _cancel_deployed(instance, current[0])) from None
+    except DeploymentError as exc:
+        raise Unavailable(str(exc)) from None
+    tallies = tally_checks(result.get_asset_check_evaluations())
+    failed = [f"{c.name} ({c.severity}{c.on_days})" for c in tallies if not c.passed]
+    causes: list[str] = []
+    log_path = None
+    if not result.success:
+        causes = failure_lines(defs, result, tallies)  # type: ignore[arg-type]
+        log_path = write_run_log(instance, current[0])
+    return RunOutcome(
+        result.success, time.perf_counter() - began, len(tallies) - len(failed), failed,
+        run_id=current[0], causes=causes, log_path=log_path, degraded=degraded_lines(result),  # type: ignore[arg-type]
+    )
+
+
+def _cancel_deployed(instance: "dg.DagsterInstance", run_id: str, wait_s: float = 15.0) -> str | None:
+    """Cancel a run of the deployment and wait a little for it to end; returns its status."""
+    run = instance.get_run_by_id(run_id)
+    if run is not None and not run.is_finished:
+        instance.run_coordinator.cancel_run(run_id)
+        deadline = time.monotonic() + wait_s
+        while run is not None and not run.is_finished and time.monotonic() < deadline:
+            time.sleep(0.2)
+            run = instance.get_run_by_id(run_id)
+    return run.status.value if run is not None else None
 
 
 def degraded_lines(result: "dg.ExecuteInProcessResult") -> list[str]:

@@ -20,6 +20,8 @@ from dagster._core.definitions.selector import JobSubsetSelector
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import WorkspaceFileTarget
 
+from quant_assets.lib.instance import POOL
+
 WORKSPACE_FILE = "workspace.yaml"
 ASSET_JOB = "__ASSET_JOB"
 POLL_S = 0.5
@@ -59,6 +61,19 @@ class StoredRun:
         return next((e for e in self.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE), None)
 
 
+def ensure_pool_limit(instance: dg.DagsterInstance, pool: str) -> None:
+    """Store ``pool``'s limit (the instance's ``default_limit``) before its first run is queued.
+
+    The daemon reads the set of limited pools at the start of a dequeue pass and only then stores
+    the default limit of a pool it has not seen: in the first pass that sees ``duckdb``, every
+    queued run is judged unlimited, so two requests queued together both start and meet on the
+    DuckDB lock (dagster 1.13, ``GlobalOpConcurrencyLimitsCounter``).
+    """
+    storage = instance.event_log_storage
+    if instance.global_op_concurrency_default_limit and pool not in storage.get_concurrency_keys():
+        storage.initialize_concurrency_limit_to_default(pool)
+
+
 def submit_asset_run(
     instance: dg.DagsterInstance,
     workspace_file: Path,
@@ -68,6 +83,7 @@ def submit_asset_run(
 ) -> str:
     """Create a run of ``keys`` and their checks against the code server and submit it to the
     instance's run coordinator; returns its run id."""
+    ensure_pool_limit(instance, POOL)
     target = WorkspaceFileTarget(paths=[str(workspace_file)])
     with WorkspaceProcessContext(instance, target) as process_context:
         request = process_context.create_request_context()

@@ -642,9 +642,17 @@ def _demo(settings: "Settings", days: int, yes: bool = False) -> int:
     # Features are computed from the first partition (the origin): the demo's history starts at
     # its first day, so that day is its origin; later commands on this data need the same one.
     configured_origin = settings.start_date
+    home = dagster_home()
+    from quant_assets.lib.deployment import deployment_workspace
+
+    if start != configured_origin and deployment_workspace(home) is not None:
+        raise UsageError(
+            f"on a deployment the code server's origin applies (partitions.start_date {configured_origin}), "
+            f"not the demo's {start}: start the code server with QUANT_START_DATE={start}, or run the demo "
+            "with a DAGSTER_HOME of its own"
+        )
     settings = dataclasses.replace(settings, start_date=start)
     defs = build_definitions(settings)
-    home = dagster_home()
     print(
         f"quant demo: {len(settings.symbols)} symbols, {settings.base_interval} candles from "
         f"{', '.join(settings.candle_providers)}, partitions {start}..{end} ({(end - start).days + 1} days)"

@@ -67,11 +67,17 @@ def ensure_pool_limit(instance: dg.DagsterInstance, pool: str) -> None:
     The daemon reads the set of limited pools at the start of a dequeue pass and only then stores
     the default limit of a pool it has not seen: in the first pass that sees ``duckdb``, every
     queued run is judged unlimited, so two requests queued together both start and meet on the
-    DuckDB lock (dagster 1.13, ``GlobalOpConcurrencyLimitsCounter``).
+    DuckDB lock (dagster 1.13, ``GlobalOpConcurrencyLimitsCounter``). Two ``quant`` processes
+    may store it at once; the loser's conflict is the winner's row.
     """
     storage = instance.event_log_storage
-    if instance.global_op_concurrency_default_limit and pool not in storage.get_concurrency_keys():
+    if not instance.global_op_concurrency_default_limit or pool in storage.get_concurrency_keys():
+        return
+    try:
         storage.initialize_concurrency_limit_to_default(pool)
+    except Exception:  # noqa: BLE001 - another process stored it first (a unique-key conflict)
+        if pool not in storage.get_concurrency_keys():
+            raise
 
 
 def submit_asset_run(
@@ -150,10 +156,17 @@ def follow_run(
 
 def _retry_of(instance: dg.DagsterInstance, run: dg.DagsterRun, wait_s: float = 120.0) -> str | None:
     """The run the daemon queues to retry ``run`` (it tags a failed run ``dagster/will_retry``
-    when its failure is one to retry: a dead worker, not a failed step), or None."""
-    if run.status != dg.DagsterRunStatus.FAILURE or run.tags.get(WILL_RETRY_TAG) != "true":
+    when its failure is one to retry: a dead worker, not a failed step), or None.
+
+    The tag is stored just after the failure itself, so a run read in between is read again."""
+    if run.status != dg.DagsterRunStatus.FAILURE or not instance.run_retries_enabled:
         return None
     deadline = time.monotonic() + wait_s
+    while WILL_RETRY_TAG not in run.tags and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+        run = instance.get_run_by_id(run.run_id) or run
+    if run.tags.get(WILL_RETRY_TAG) != "true":
+        return None
     while True:
         children = instance.get_runs(filters=dg.RunsFilter(tags={PARENT_RUN_ID_TAG: run.run_id}), limit=1)
         if children:

@@ -354,7 +354,7 @@ def run_range(
     from dagster import DagsterInstance
     from dagster._utils.interrupts import capture_interrupts
 
-    from quant_assets.lib.deployment import deployment_workspace, uses_queue
+    from quant_assets.lib.deployment import deployment_workspace
     from quant_assets.lib.instance import POOL, own_run_tags, reap_dead_runs, wait_for_pool
     from quant_assets.lib.run_failures import failure_lines, tally_checks
 
@@ -366,7 +366,7 @@ def run_range(
         tags["dagster/asset_partition_range_start"] = start.isoformat()
         tags["dagster/asset_partition_range_end"] = end.isoformat()
     workspace = deployment_workspace(dagster_home())
-    if workspace is not None or uses_queue(instance):
+    if workspace is not None:
         return _run_deployed(defs, instance, workspace, keys, tags)
     for dead in reap_dead_runs(instance):
         print(f"  quant: run {dead.run_id} marked FAILED: its process {dead.pid} is gone; its {POOL} slot is free again")
@@ -407,7 +407,7 @@ def run_range(
 
 
 def _run_deployed(
-    defs: "dg.Definitions", instance: "dg.DagsterInstance", workspace: Path | None,
+    defs: "dg.Definitions", instance: "dg.DagsterInstance", workspace: Path,
     keys: Sequence["dg.AssetKey"], tags: dict[str, str],
 ) -> RunOutcome:
     """Submit the run to the deployment's queue and follow it while the daemon and the code server
@@ -416,12 +416,6 @@ def _run_deployed(
     from quant_assets.lib.deployment import DeploymentError, follow_run, submit_asset_run
     from quant_assets.lib.run_failures import failure_lines, tally_checks
 
-    home = dagster_home()
-    if workspace is None:
-        raise UsageError(
-            f"{home / 'dagster.yaml'} queues runs (QueuedRunCoordinator) but {home / 'workspace.yaml'} is missing: "
-            "copy deploy/workspace.yaml there, pointing at the code server"
-        )
     began = time.perf_counter()
     try:
         run_id = submit_asset_run(instance, workspace, CODE_LOCATION, keys, tags)

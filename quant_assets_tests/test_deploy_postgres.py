@@ -203,6 +203,35 @@ def _status_time(instance: dg.DagsterInstance, run_id: str, event: dg.DagsterEve
     return records[0].timestamp
 
 
+def _start_run(deployment: Deployment, instance: dg.DagsterInstance) -> tuple[subprocess.Popen, dg.DagsterRun]:
+    """``quant materialize`` following a new run, once a step of that run has started."""
+    known = {run.run_id for run in _quant_runs(instance)}
+    follower = deployment.quant("materialize", "--select", SELECT, "--start", DAY, "--end", DAY)
+    run = _wait_for(lambda: _new_run(instance, known), "the run")
+    _wait_for(lambda: _step_started(instance, run.run_id), "a step to start")
+    return follower, run
+
+
+def _ended(instance: dg.DagsterInstance, run_id: str, what: str) -> dg.DagsterRun:
+    def finished() -> dg.DagsterRun | None:
+        run = instance.get_run_by_id(run_id)
+        return run if run is not None and run.is_finished else None
+
+    return _wait_for(finished, what)
+
+
+def _retried_to_clean_tables(deployment: Deployment, instance: dg.DagsterInstance,
+                             follower: subprocess.Popen, run: dg.DagsterRun) -> str:
+    """The follower saw the daemon's one retry of ``run`` succeed, with the tables of a clean run."""
+    out = _finish(follower)
+    assert follower.returncode == 0, out
+    retry = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/parent_run_id": run.run_id}))
+    assert len(retry) == 1 and retry[0].status == dg.DagsterRunStatus.SUCCESS, out
+    assert f"retries it as run {retry[0].run_id}" in out
+    assert _digests(deployment.root) == deployment.clean  # type: ignore[attr-defined]
+    return retry[0].run_id
+
+
 def test_concurrent_requests_for_one_duckdb_file_run_one_after_another(deployment: Deployment) -> None:
     instance = deployment.instance()
     args = ("materialize", "--select", SELECT, "--start", DAY, "--end", DAY)
@@ -227,24 +256,14 @@ def test_concurrent_requests_for_one_duckdb_file_run_one_after_another(deploymen
 
 def test_killed_run_worker_is_failed_and_retried_to_equal_tables(deployment: Deployment) -> None:
     instance = deployment.instance()
-    known = {run.run_id for run in _quant_runs(instance)}
-    follower = deployment.quant("materialize", "--select", SELECT, "--start", DAY, "--end", DAY)
-    run = _wait_for(lambda: _new_run(instance, known), "the run")
-    _wait_for(lambda: _step_started(instance, run.run_id), "a step to start")
+    follower, run = _start_run(deployment, instance)
     pid = _wait_for(lambda: _worker_pid(instance, run.run_id), "the run's pid")
     os.kill(pid, signal.SIGKILL)
     killed = time.time()
-    failed = _wait_for(lambda: instance.get_run_by_id(run.run_id).is_finished and instance.get_run_by_id(run.run_id),
-                       "the killed run to end")
+    failed = _ended(instance, run.run_id, "the killed run to end")
     marked = time.time()
     assert failed.status == dg.DagsterRunStatus.FAILURE
-    out = _finish(follower)
-    assert follower.returncode == 0, out
-    retry = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/parent_run_id": run.run_id}))
-    assert len(retry) == 1 and retry[0].status == dg.DagsterRunStatus.SUCCESS, out
-    assert f"retries it as run {retry[0].run_id}" in out
-    assert _digests(deployment.root) == deployment.clean  # type: ignore[attr-defined]
-    retry_record = instance.get_run_record_by_id(retry[0].run_id)
+    retry_record = instance.get_run_record_by_id(_retried_to_clean_tables(deployment, instance, follower, run))
     print(f"\nworker SIGKILL: FAILED after {marked - killed:.2f}s; retry queued "
           f"{retry_record.create_timestamp.timestamp() - marked:.1f}s later, started after "
           f"{retry_record.start_time - retry_record.create_timestamp.timestamp():.1f}s, succeeded "
@@ -253,25 +272,17 @@ def test_killed_run_worker_is_failed_and_retried_to_equal_tables(deployment: Dep
 
 def test_run_of_a_killed_code_server_is_failed_by_run_monitoring_and_retried(deployment: Deployment) -> None:
     instance = deployment.instance()
-    known = {run.run_id for run in _quant_runs(instance)}
-    follower = deployment.quant("materialize", "--select", SELECT, "--start", DAY, "--end", DAY)
-    run = _wait_for(lambda: _new_run(instance, known), "the run")
-    _wait_for(lambda: _step_started(instance, run.run_id), "a step to start")
+    follower, run = _start_run(deployment, instance)
     deployment.kill_code_server()
     killed = time.time()
     time.sleep(MONITORING_POLL_S * 2)
     assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTED, "nobody is left to report it"
     deployment.start_code_server()
     restarted = time.time()
-    failed = _wait_for(lambda: instance.get_run_by_id(run.run_id).is_finished and instance.get_run_by_id(run.run_id),
-                       "run monitoring to end the run")
+    failed = _ended(instance, run.run_id, "run monitoring to end the run")
     marked = time.time()
     assert failed.status == dg.DagsterRunStatus.FAILURE
-    out = _finish(follower)
-    assert follower.returncode == 0, out
-    retry = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/parent_run_id": run.run_id}))
-    assert len(retry) == 1 and retry[0].status == dg.DagsterRunStatus.SUCCESS, out
-    assert _digests(deployment.root) == deployment.clean  # type: ignore[attr-defined]
+    _retried_to_clean_tables(deployment, instance, follower, run)
     failure = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
     assert failure and "no longer executes the run" in failure[-1].message + str(failure[-1].dagster_event)
     print(f"\ncode server SIGKILL: restarted after {restarted - killed:.1f}s; run monitoring marked the run "

@@ -102,13 +102,6 @@ def _runs(home: Path) -> list:
         return list(instance.get_runs())
 
 
-def test_queued_home_without_a_workspace_is_a_usage_error(queued_home, capsys):
-    assert cli.main(ARGV) == 2
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "workspace.yaml is missing" in err
-    assert _runs(queued_home) == []
-
-
 def test_unreachable_code_server_is_one_line_and_exit_69(queued_home, capsys):
     workspace = yaml.safe_load((DEPLOY / "workspace.yaml").read_text())
     workspace["load_from"][0]["grpc_server"].update(host="127.0.0.1", port=free_port())

@@ -38,10 +38,6 @@ def deployment_workspace(home: Path) -> Path | None:
     return path if path.is_file() else None
 
 
-def uses_queue(instance: dg.DagsterInstance) -> bool:
-    return type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
-
-
 @dataclass(frozen=True)
 class StoredRun:
     """What :func:`quant_assets.lib.run_failures` reads from an in-process result, read back from

@@ -7,6 +7,7 @@ metadata."""
 import json
 import shutil
 import subprocess
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +17,8 @@ import pytest
 from quant_assets import cli
 from quant_assets.definitions import build_definitions
 from quant_assets.defs.governance.staleness import ALERT_KEY
+from quant_assets.lib import sql_models
+from quant_assets.quant.calendar import Window
 from quant_assets.quant.experiments import canonical_hash, experiment_ids
 from quant_assets.resources import provenance
 from quant_assets_tests.conftest import all_defs
@@ -207,3 +210,57 @@ def test_no_secret_reaches_a_manifest_a_registry_row_or_the_metadata(built, tmp_
     found = {name: count_canaries(text, canaries) for name, text in
              {"manifests": files, "tables": tables, "events": events}.items()}
     assert found == {"manifests": 0, "tables": 0, "events": 0}
+
+
+def _sql_tests(settings):
+    """(test file, rendered SQL, refs) of every set-based SQL test (header ``day_of``)."""
+    for path in sorted((sql_models.SQL_DIR / "tests").glob("*.sql")):
+        parsed = sql_models.parse_file(path, sql_models.TEST_KEYS, ("check", "asset", "severity", "description"))
+        for test in sql_models.expand(parsed, settings):
+            if "day_of" in test.header:
+                yield test, *sql_models.render(test, None)
+
+
+def test_a_set_based_sql_test_gives_each_day_what_running_it_on_that_day_alone_gives(built, tmp_path):
+    """One query over the range, grouped by day, equals the test run day by day: the same
+    verdict and failing-row count on every day, on data broken in a different way on each day."""
+    settings = _copy(built, tmp_path / "broken")
+    _run(build_definitions(settings), dg.AssetSelection.assets("bar_gaps"), DAYS)  # not upstream of backtests
+    day = [datetime.fromisoformat(d) for d in DAYS]
+    hour = timedelta(hours=1)
+    with duckdb.connect(str(settings.duckdb_path)) as conn:
+        feature = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'features_1h' "
+            "AND data_type = 'DOUBLE' AND column_name NOT IN ('open', 'high', 'low', 'close', 'volume') LIMIT 1"
+        ).fetchone()[0]
+        for sql, params in [
+            ("INSERT INTO bars_1h SELECT * FROM bars_1h WHERE symbol = 'SOL/USDT' AND ts = ?", [day[0] + 5 * hour]),
+            ("UPDATE bars_1h SET high = low / 2 WHERE symbol = 'BTC/USDT' AND ts >= ? AND ts < ?", [day[1], day[1] + 2 * hour]),
+            ("DELETE FROM bars_1h WHERE symbol = 'ETH/USDT' AND ts >= ? AND ts < ?", [day[2] + 12 * hour, day[3]]),
+            ("UPDATE bars_1h SET log_return = 3.0 WHERE symbol = 'BNB/USDT' AND ts = ?", [day[3] + 10 * hour]),
+            ("DELETE FROM raw_candles WHERE symbol = 'XRP/USDT' AND ts >= ? AND ts < ?", [day[4] + 10 * hour, day[4] + 11 * hour]),
+            ("UPDATE lookback_status SET complete = false WHERE asset = 'bars_1h' AND partition_key = ?", [DAYS[5]]),
+            (f'UPDATE features_1h SET "{feature}" = \'NaN\' WHERE symbol = \'BTC/USDT\' AND ts = ?', [day[6] + 3 * hour]),
+            ("UPDATE factors SET value = NULL WHERE ts = (SELECT min(ts) FROM factors WHERE ts >= ?)", [day[5]]),
+        ]:
+            conn.execute(sql, params)
+        window = Window(day[0], day[-1] + timedelta(days=1))
+        tables = {r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        compared, failing_days = [], 0
+        for test, sql, refs in _sql_tests(settings):
+            if not {*refs, test.header["asset"]} <= tables:
+                continue  # an asset this graph does not build (research, trades)
+            asset = test.header["asset"]
+            ranged = sql_models.evaluate_test_by_day(
+                conn, sql, sql_models.bind_params(sql, test.interval, settings, *window, asset), window,
+                test.header["day_of"], test.header.get("sample_order", test.header["day_of"]),
+            )
+            for one in window.days():
+                alone = sql_models.evaluate_test(conn, sql, sql_models.bind_params(sql, test.interval, settings, *one, asset), one)
+                assert (ranged[one.key].passed, ranged[one.key].metadata["failing_rows"]) == (
+                    alone.passed, alone.metadata["failing_rows"]), (test.name, one.key)
+                failing_days += not alone.passed
+            compared.append(test.name)
+    assert {"bars_1h_valid_ohlc", "bars_1h_completeness", "bars_1h_return_outliers", "bars_1h_stale",
+            "bar_gaps_consistent", "features_1h_finite", "factors_finite", "backtest_folds_metrics"} <= set(compared)
+    assert failing_days >= 8, failing_days

@@ -1,5 +1,6 @@
 -- check: backtest_folds_metrics
 -- asset: backtest_folds
+-- day_of: day
 -- severity: ERROR
 -- description: Each day of the window is recorded once per cost mode (clean and realistic); a traded (OK) day has a selected strategy, bars, finite gross and net returns and costs, costs >= 0, net = (1 + gross) compounding less costs within the day's first-order slack, 0 <= max drawdown <= 1 (to 1e-9: a drawdown is 1 - equity / peak in floating point), a leverage > 0 and annualised figures finite or NULL with a reason.
 WITH days AS (

@@ -1,5 +1,6 @@
 -- check: backtest_manifest_complete
 -- asset: backtest_manifest
+-- day_of: fold_start
 -- severity: ERROR
 -- description: Every partition in the window has a manifest with a commit, a config hash, both cost modes' experiment ids and a manifest hash; every cost mode traded that day is in experiment_folds under its experiment with this manifest; the manifest recorded its input partitions.
 WITH days AS (

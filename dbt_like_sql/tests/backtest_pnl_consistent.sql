@@ -1,5 +1,6 @@
 -- check: backtest_pnl_consistent
 -- asset: backtest_pnl
+-- day_of: ts
 -- severity: ERROR
 -- description: Per bar and cost mode, net = gross - cost (to 1e-12), cost and turnover are >= 0 (to 1e-9 absolute: floating-point sums land a few ulps past a bound; that is rounding, not a defect), clean bars cost nothing, every value is finite, and each bar is one strategy's of its fold.
 SELECT *

@@ -1,5 +1,7 @@
 -- check: bar_gaps_long
 -- asset: bar_gaps
+-- day_of: gap_start
+-- sample_order: minutes DESC
 -- severity: WARN
 -- description: No run of missing candles is longer than max_gap_minutes.
 SELECT symbol, gap_start, gap_end, missing_count, missing_count * $base_minutes AS minutes

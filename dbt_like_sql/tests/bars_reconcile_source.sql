@@ -1,5 +1,6 @@
 -- check: bars_{interval}_reconcile_source
 -- asset: bars_{interval}
+-- day_of: ts
 -- for_each: bar_intervals
 -- severity: ERROR
 -- description: Each bar reconciles with its source candles: same candle count, volume sum (to 1e-9 relative), high and low extremes, first open and last close.

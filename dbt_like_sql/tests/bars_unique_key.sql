@@ -1,5 +1,6 @@
 -- check: bars_{interval}_unique_key
 -- asset: bars_{interval}
+-- day_of: ts
 -- for_each: bar_intervals
 -- severity: ERROR
 -- description: (symbol, ts) is unique in bars_{interval}.

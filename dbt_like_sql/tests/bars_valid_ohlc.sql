@@ -1,5 +1,6 @@
 -- check: bars_{interval}_valid_ohlc
 -- asset: bars_{interval}
+-- day_of: ts
 -- for_each: bar_intervals
 -- severity: ERROR
 -- description: Finite positive OHLC, low <= open, close <= high, volume >= 0, 1 <= n_source <= n_expected, and bar labels on the {interval} grid. Exact, with no tolerance: a bar's prices are copies of source candle values (first, max, min, last) and its volume a sum of non-negative values, so rounding cannot put them out of range.

@@ -1,5 +1,6 @@
 -- check: factor_returns_unique_key
 -- asset: factor_returns
+-- day_of: ts
 -- severity: ERROR
 -- description: One row per (ts, factor) in the window, on the {feature_interval} bar grid.
 SELECT ts, factor, count(*) AS n

@@ -1,5 +1,6 @@
 -- check: factor_returns_valid
 -- asset: factor_returns
+-- day_of: ts
 -- severity: ERROR
 -- description: Every factor return and R^2 is finite; R^2 lies in [0, 1] (1e-9 absolute allowed: an in-sample R^2 with intercept is in [0, 1] exactly, floating point can land an ulp outside) and is one value per bar; every regressed bar has its intercept row and n_assets >= k + 2 (k factors = the bar's rows minus the intercept), the same on every row of the bar.
 WITH bars AS (

@@ -1,5 +1,6 @@
 -- check: factors_inputs_exist
 -- asset: factors
+-- day_of: ts
 -- severity: ERROR
 -- description: No factor at a bar whose inputs do not exist yet: every factor row stands on a bars_{feature_interval} row of the same symbol and ts; mom_<w> (and mom_<w>_orth) also on the bars t - 1 and t - 1 - w, and reversal (and reversal_orth) on the bar t - 1, of the {feature_interval} grid.
 WITH bar AS (SELECT CAST('{feature_interval}' AS INTERVAL) AS step),

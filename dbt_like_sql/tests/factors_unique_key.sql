@@ -1,5 +1,6 @@
 -- check: factors_unique_key
 -- asset: factors
+-- day_of: ts
 -- severity: ERROR
 -- description: One row per (symbol, ts, factor_name) in the window.
 SELECT symbol, ts, factor_name, count(*) AS n

@@ -1,5 +1,6 @@
 -- check: factors_zscored
 -- asset: factors
+-- day_of: ts
 -- severity: ERROR
 -- description: Every (ts, factor_name) is a cross-sectional z-score: at least 3 symbols, mean 0 and sample std (ddof 1) 1, each within 1e-9 (rounding of a z-score of a few symbols is ~1e-15).
 SELECT ts, factor_name, count(*) AS n, avg(value) AS mean, stddev_samp(value) AS std

@@ -1,5 +1,6 @@
 -- check: features_{interval}_cover_bars
 -- asset: features_{interval}
+-- day_of: ts
 -- severity: ERROR
 -- for_each: bar_intervals
 -- description: Every {interval} bar of the window has exactly one features row with the same close, and there is no features row without a bar.

@@ -1,5 +1,6 @@
 -- check: features_{interval}_lookback_complete
 -- asset: features_{interval}
+-- day_of: partition_key
 -- for_each: bar_intervals
 -- severity: WARN
 -- description: Every day of the window was built with its whole lookback there: every bars_{interval} day from partitions.start_date (the origin every feature is computed from) and the previous day of each higher interval's features, complete themselves. A day built without them holds NULL features and is refreshed when they land; until then this warns, naming the missing days.

@@ -1,5 +1,6 @@
 -- check: features_{interval}_unique_key
 -- asset: features_{interval}
+-- day_of: ts
 -- severity: ERROR
 -- for_each: bar_intervals
 -- description: One row per (symbol, ts) in the window, on the {interval} bar grid.

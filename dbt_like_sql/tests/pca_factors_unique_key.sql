@@ -1,5 +1,6 @@
 -- check: pca_factors_unique_key
 -- asset: pca_factors
+-- day_of: ts
 -- severity: ERROR
 -- description: One row per (ts, component) in the window, on the {feature_interval} bar grid.
 SELECT ts, component, count(*) AS n

@@ -1,5 +1,6 @@
 -- check: pca_factors_valid
 -- asset: pca_factors
+-- day_of: ts
 -- severity: ERROR
 -- description: Component returns finite; explained-variance ratios in [0, 1], non-increasing in the component and summing to <= 1 per bar (1e-9 absolute allowed for rounding); components numbered 1..k without a hole; n_assets and window_bars the same on every row of a bar, n_assets above k; no row on a day whose lookback was recorded incomplete.
 WITH bars AS (

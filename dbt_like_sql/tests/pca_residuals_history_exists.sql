@@ -1,5 +1,6 @@
 -- check: pca_residuals_history_exists
 -- asset: pca_residuals
+-- day_of: day
 -- severity: ERROR
 -- description: No PCA value at a bar whose trailing inputs do not exist: every symbol with a residual on day D has a bars_{feature_interval} log return at each of the window_bars bars before D's first bar (the window the day's PCA was fitted on), and a log return at the bar itself.
 WITH residual_days AS (

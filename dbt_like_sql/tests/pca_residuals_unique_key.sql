@@ -1,5 +1,6 @@
 -- check: pca_residuals_unique_key
 -- asset: pca_residuals
+-- day_of: ts
 -- severity: ERROR
 -- description: One row per (ts, symbol) in the window, on the {feature_interval} bar grid.
 SELECT ts, symbol, count(*) AS n

@@ -1,5 +1,6 @@
 -- check: pca_residuals_valid
 -- asset: pca_residuals
+-- day_of: ts
 -- severity: ERROR
 -- description: Residual returns finite, and at every bar exactly the n_assets symbols the day's PCA was fitted on (pca_factors.n_assets), no bar without its component returns.
 WITH counts AS (

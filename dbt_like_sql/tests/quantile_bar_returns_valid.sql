@@ -1,5 +1,6 @@
 -- check: quantile_bar_returns_valid
 -- asset: quantile_bar_returns
+-- day_of: ts
 -- severity: ERROR
 -- description: Every bucketed bar has each of its quantiles (within 1..research.quantiles) once, each with at least one symbol and a finite mean return (with few symbols a bucket can be empty: qcut's edges may fall between two values, and alphalens has no row for it either), and the demeaned bucket means weighted by their sizes sum to zero (within 1e-9 of the largest), as demeaning by the bar's cross-sectional mean requires.
 WITH per_bar AS (

@@ -1,5 +1,6 @@
 -- check: raw_candles_valid_ohlcv
 -- asset: raw_candles
+-- day_of: ts
 -- severity: ERROR
 -- description: Every stored candle has finite positive prices, low <= open, close <= high, volume >= 0, and a timestamp on the base-interval grid.
 SELECT symbol, ts, open, high, low, close, volume

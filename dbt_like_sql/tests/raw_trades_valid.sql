@@ -1,5 +1,6 @@
 -- check: raw_trades_valid
 -- asset: raw_trades
+-- day_of: ts
 -- requires: trades
 -- severity: ERROR
 -- description: Every stored trade has a finite positive price and amount.

@@ -1,5 +1,6 @@
 -- check: regimes_lookback_complete
 -- asset: regimes
+-- day_of: partition_key
 -- severity: WARN
 -- description: Every day of the window was built with its lookback there: the bars_{feature_interval} days the regime windows and their history reach into. A day built without them holds NULL regime values and is refreshed when they land; until then this warns, naming the missing days.
 SELECT partition_key, missing_count, missing, lookback

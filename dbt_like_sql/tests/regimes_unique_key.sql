@@ -1,5 +1,6 @@
 -- check: regimes_unique_key
 -- asset: regimes
+-- day_of: ts
 -- severity: ERROR
 -- description: One row per ts in the window, on the {feature_interval} bar grid.
 SELECT ts, count(*) AS n

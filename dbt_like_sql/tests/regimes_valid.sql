@@ -1,5 +1,6 @@
 -- check: regimes_valid
 -- asset: regimes
+-- day_of: ts
 -- severity: ERROR
 -- description: Labels in their sets (vol_regime and dispersion_regime low/normal/high, beta_state up|down + _high_corr|_low_corr) and set only where their value is (vol_regime needs market_vol, dispersion_regime dispersion, beta_state avg_corr and market_trend, whose sign it must carry); market_vol and dispersion finite and >= 0, market_trend finite and > -1, avg_corr in [-1, 1] (1e-9 absolute allowed); no value at all on a day whose lookback was recorded incomplete.
 SELECT ts, market_vol, vol_regime, dispersion, dispersion_regime, market_trend, avg_corr, beta_state

@@ -1,5 +1,6 @@
 -- check: signal_ic_valid
 -- asset: signal_ic
+-- day_of: ts
 -- severity: ERROR
 -- description: One row per bar, signal and configured horizon; IC and rank IC finite and within [-1, 1] (1e-9 allowed for floating-point rounding of a correlation), and at least 3 symbols behind every IC.
 SELECT i.ts, i.signal_name, i.horizon, i.ic, i.rank_ic, i.n_assets,

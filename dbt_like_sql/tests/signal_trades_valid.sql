@@ -1,5 +1,6 @@
 -- check: signal_trades_valid
 -- asset: signal_trades
+-- day_of: exit_ts
 -- severity: ERROR
 -- description: Round trips exiting in the window: (signal_name, symbol, entry_ts, exit_ts) unique; side long or short; quantity in (0, 1]; exit after entry and bars_held >= 1; return = side * (exit_price / entry_price - 1) within 1e-12; entry and exit on bars of the symbol at those bars' opens, the exit a bar of the window (a round trip is stored in the partition of its exit, never before its exit bar exists).
 WITH t AS (

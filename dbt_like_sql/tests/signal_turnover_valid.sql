@@ -1,5 +1,6 @@
 -- check: signal_turnover_valid
 -- asset: signal_turnover
+-- day_of: ts
 -- severity: ERROR
 -- description: One row per bar and signal; rank autocorrelation NULL or within [-1, 1] (1e-9 for rounding); top and bottom quantile turnover NULL or a share in [0, 1].
 SELECT t.ts, t.signal_name, t.rank_autocorr, t.turnover_top, t.turnover_bottom

@@ -1,5 +1,6 @@
 -- check: signals_valid
 -- asset: signals
+-- day_of: ts
 -- severity: ERROR
 -- description: Every signal value is a known target position in [-1, 1]; (signal_name, symbol, ts) is unique; the signal is one of the catalogue (table signal_catalogue) and stands on a features row of the same symbol and bar on which every feature column its rule reads exists (not NULL): no value without the data it was computed from, none during warm-up.
 WITH s AS (

@@ -7,6 +7,10 @@ day of the window on its own and records one evaluation per day, aimed at that p
 latest materialization, which is what the UI's per-partition status and partition-aware
 automation read. There is no extra result for the range as a whole. A blocking check fails the
 step when any day fails, so downstream assets of the run do not execute.
+
+A check whose test is set-based evaluates the whole window in one query grouped by day
+(``over_range=True``: its function receives the window and returns every day's verdict), so a
+year's backfill costs one scan per check, not 365; each day's result is still its own event.
 """
 
 
@@ -37,6 +41,9 @@ class Verdict:
 Evaluate = Callable[[duckdb.DuckDBPyConnection, Window | None], Verdict]
 """Evaluates one day (``Window`` of one day) or, for an unpartitioned asset, the table (``None``)."""
 
+EvaluateRange = Callable[[duckdb.DuckDBPyConnection, Window], Mapping[str, Verdict]]
+"""Evaluates a whole window at once: a verdict for each of its days, keyed by partition key."""
+
 
 def daily_check(
     settings: Settings,
@@ -46,18 +53,20 @@ def daily_check(
     description: str,
     severity: str = "ERROR",
     partitioned: bool = True,
-) -> Callable[[Evaluate], dg.AssetChecksDefinition]:
+    over_range: bool = False,
+) -> Callable[[Evaluate | EvaluateRange], dg.AssetChecksDefinition]:
     """Decorator: an asset check that evaluates ``evaluate`` for each day of the run's window.
 
     ``severity`` ``ERROR`` makes the check blocking (downstream assets in the run wait for it);
-    ``WARN`` only raises an alert.
+    ``WARN`` only raises an alert. With ``over_range`` the function is an :data:`EvaluateRange`,
+    called once with the whole window (``None`` for an unpartitioned asset, as above).
     """
     if severity not in ("ERROR", "WARN"):
         raise ValueError(f"severity must be ERROR or WARN, not {severity!r}")
     level = dg.AssetCheckSeverity.ERROR if severity == "ERROR" else dg.AssetCheckSeverity.WARN
     blocking = level == dg.AssetCheckSeverity.ERROR
 
-    def decorate(evaluate: Evaluate) -> dg.AssetChecksDefinition:
+    def decorate(evaluate: Evaluate | EvaluateRange) -> dg.AssetChecksDefinition:
         @dg.asset_check(
             asset=asset,
             name=name,
@@ -74,7 +83,7 @@ def daily_check(
                 return
             window = window_of(context)
             with duckdb.connect() as conn:
-                verdicts = [(day, evaluate(conn, day)) for day in window.days()]
+                verdicts = _day_verdicts(conn, evaluate, window, over_range, name)
             key = dg.AssetKey(asset)
             targets = latest_materializations(context.instance, key, [day.key for day, _ in verdicts])
             for day, verdict in verdicts:
@@ -93,6 +102,19 @@ def daily_check(
         return _check
 
     return decorate
+
+
+def _day_verdicts(
+    conn: duckdb.DuckDBPyConnection, evaluate: Evaluate | EvaluateRange, window: Window, over_range: bool, name: str
+) -> list[tuple[Window, Verdict]]:
+    days = list(window.days())
+    if not over_range:
+        return [(day, evaluate(conn, day)) for day in days]
+    by_day = evaluate(conn, window)
+    missing = [day.key for day in days if day.key not in by_day]
+    if missing:
+        raise RuntimeError(f"check {name} returned no verdict for {', '.join(missing[:3])}")
+    return [(day, by_day[day.key]) for day in days]
 
 
 def latest_materializations(

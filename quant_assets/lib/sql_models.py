@@ -15,6 +15,12 @@ later), and records whether they were all there (``lookback_status``, per-day me
 
 tests: ``check`` (name), ``asset`` (the asset checked), ``severity`` (``ERROR`` blocks
 downstream assets in the same run, ``WARN`` only alerts), ``description``, optional ``for_each``.
+A test with ``day_of: <column>`` is set-based: it holds for every day of the window at once,
+each failing row naming its day in that column (a ``TIMESTAMP`` or ``DATE``, or a
+``YYYY-MM-DD`` string), so a range run evaluates it in one query grouped by day; its day-by-day
+results are those of running it on each day alone (``test_sql_tests_by_day``).
+``sample_order`` orders each day's sample of failing rows (default: the ``day_of`` column).
+Without ``day_of`` the test runs once per day.
 
 ``{{ ref('name') }}`` renders to the table of asset ``name`` and makes it a dependency. Values
 are never formatted into SQL: the query uses DuckDB named parameters, bound at run time:
@@ -40,6 +46,7 @@ parameter, a syntax error) raises :class:`SqlModelError` naming the file and lin
 """
 
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -79,7 +86,7 @@ MODEL_KEYS = {
     "asset", "group", "description", "for_each", "time_column", "order_by", "kinds", "partitioned", "requires",
     "lookback",
 }
-TEST_KEYS = {"check", "asset", "severity", "description", "for_each", "requires"}
+TEST_KEYS = {"check", "asset", "severity", "description", "for_each", "requires", "day_of", "sample_order"}
 REQUIREMENTS = {"trades": lambda settings: settings.trades_dir is not None}
 EXPANSIONS = {"bar_intervals"}
 PARAMS = {
@@ -278,16 +285,22 @@ class LoadedSql:
     checks: list[dg.AssetChecksDefinition]
 
 
+@functools.lru_cache(maxsize=4)
+def _load_all(settings: Settings) -> LoadedSql:
+    """Every model and test for ``settings``, loaded once however many groups ask for theirs."""
+    return load_sql(settings)
+
+
 def sql_models_of_group(settings: Settings, group: str) -> tuple[list[dg.AssetsDefinition], list[dg.AssetChecksDefinition]]:
     """The SQL models whose header says ``group``, and the SQL tests of those models."""
-    loaded = load_sql(settings)
+    loaded = _load_all(settings)
     assets = [a for a in loaded.assets if a.group_names_by_key[a.key] == group]
     return assets, _checks_of(loaded, assets)
 
 
 def sql_checks_for(settings: Settings, assets: list[dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
     """The SQL tests (``dbt_like_sql/tests``) that check one of ``assets``."""
-    return _checks_of(load_sql(settings), assets)
+    return _checks_of(_load_all(settings), assets)
 
 
 def _checks_of(loaded: LoadedSql, assets: list[dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
@@ -553,6 +566,10 @@ def first_symbol(conn: duckdb.DuckDBPyConnection, table: str, window: Window) ->
 def _test_check(
     test: SqlFile, sql: str, settings: Settings, partitioned: bool = True
 ) -> dg.AssetChecksDefinition:
+    day_of = test.header.get("day_of")
+    if day_of is not None and partitioned:
+        return _range_test_check(test, sql, settings, day_of)
+
     @daily_check(
         settings,
         asset=test.header["asset"],
@@ -568,6 +585,74 @@ def _test_check(
         return evaluate_test(conn, sql, params, (start, end))
 
     return _sql_test
+
+
+def _range_test_check(test: SqlFile, sql: str, settings: Settings, day_of: str) -> dg.AssetChecksDefinition:
+    sample_order = test.header.get("sample_order", day_of)
+
+    @daily_check(
+        settings,
+        asset=test.header["asset"],
+        name=test.name,
+        description=f"{test.header['description']}\n\nSQL test `dbt_like_sql/tests/{test.path.name}` "
+        f"(passes when it returns no rows; severity {test.header['severity']}; one query per run, by day).",
+        severity=test.header["severity"],
+        over_range=True,
+    )
+    def _sql_test(conn: duckdb.DuckDBPyConnection, window: Window) -> dict[str, Verdict]:
+        params = bind_params(sql, test.interval, settings, window.start, window.end, test.header["asset"])
+        return evaluate_test_by_day(conn, sql, params, window, day_of, sample_order)
+
+    return _sql_test
+
+
+SAMPLE_ROWS = 5
+"""Failing rows shown beside each evaluation."""
+
+
+def evaluate_test_by_day(
+    conn: duckdb.DuckDBPyConnection,
+    sql: str,
+    params: dict[str, Any],
+    window: Window,
+    day_of: str,
+    sample_order: str,
+) -> dict[str, Verdict]:
+    """Run a set-based test once over ``window``: each day's verdict from the failing rows whose
+    ``day_of`` falls on it, with the same metadata a one-day run gives. A failing row that names
+    no day of the window fails every day (a gate must not pass on a row it cannot place)."""
+    day = f"CAST(test_rows.{ident(day_of)} AS DATE)"
+    frame = query_frame(
+        conn,
+        f"SELECT {day} AS qa_day, count(*) OVER (PARTITION BY {day}) AS qa_failing, test_rows.* "
+        f"FROM ({sql}) AS test_rows "
+        f"QUALIFY row_number() OVER (PARTITION BY {day} ORDER BY {sample_order}) <= {SAMPLE_ROWS}",
+        params,
+    )
+    empty = frame.clear().drop("qa_day", "qa_failing")
+    keys = set(window.keys())
+    by_day = {key: (0, empty) for key in keys}
+    unplaced = 0
+    for (qa_day,), rows in frame.group_by("qa_day", maintain_order=True):
+        key = qa_day.isoformat() if qa_day is not None else None
+        failing = int(rows["qa_failing"][0])
+        if key in keys:
+            by_day[key] = (failing, rows.drop("qa_day", "qa_failing"))
+        else:
+            unplaced += failing
+    verdicts = {}
+    for one in window.days():
+        failing, sample = by_day[one.key]
+        failing += unplaced
+        metadata = {
+            "failing_rows": int(failing),
+            "window": f"[{one.start.isoformat()}, {one.end.isoformat()})",
+            "sample": dg.MetadataValue.md(preview_markdown(sample)),
+        }
+        if unplaced:
+            metadata["rows_without_day"] = unplaced
+        verdicts[one.key] = Verdict(passed=failing == 0, metadata=metadata)
+    return verdicts
 
 
 def evaluate_test(

@@ -14,7 +14,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from quant_assets.lib.instance import INSTANCE_YAML, PID_TAG
+from quant_assets.lib.instance import PID_TAG, instance_yaml
 
 QUANT = Path(sys.executable).parent / "quant"
 STARTUP_LIMIT_S = 300
@@ -44,7 +44,7 @@ def _wait_for_started_run(home: Path, process: subprocess.Popen) -> str:
 def test_an_interrupted_run_is_canceled_and_the_next_run_works(tmp_path, signum, code):
     env, home = _env(tmp_path), tmp_path / "home"
     home.mkdir()
-    (home / "dagster.yaml").write_text(INSTANCE_YAML)
+    (home / "dagster.yaml").write_text(instance_yaml(home))
     with dg.DagsterInstance.from_config(str(home)):  # its storage exists before two processes poll it
         pass
     process = subprocess.Popen(

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from quant_assets import cli
-from quant_assets.lib.instance import INSTANCE_YAML
+from quant_assets.lib.instance import instance_yaml
 from quant_assets_tests.test_webserver import REPOS_QUERY, STARTUP_LIMIT_S, _free_port, _graphql
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ def test_sensor_and_schedule_started_from_the_project_are_running_in_quant_ui(tm
     home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
     home.mkdir()
     elsewhere.mkdir()
-    (home / "dagster.yaml").write_text(INSTANCE_YAML)
+    (home / "dagster.yaml").write_text(instance_yaml(home))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QUANT_", "DAGSTER_"))}
     env.update(DAGSTER_HOME=str(home), QUANT_DATA_DIR=str(tmp_path / "data"), QUANT_SYMBOLS="BTC/USDT")
     assert SCHEDULE in _dagster(env, "schedule", "list")

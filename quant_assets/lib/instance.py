@@ -10,6 +10,7 @@ slots are freed. Slots still held by runs that ended are freed too. A run that f
 by a live run waits, sleeping, and says what it waits for.
 """
 
+import json
 import os
 import socket
 import time
@@ -42,17 +43,30 @@ run_monitoring:
   free_slots_after_run_end_seconds: 30
 telemetry:
   enabled: false
+# Dagster's SQLite event log, with its connections kept open between events (same files).
+event_log_storage:
+  module: quant_assets.lib.event_storage
+  class: PooledSqliteEventLogStorage
+  config:
+    dagster_home: {home}
 """
 WRITTEN_BY_QUANT = "# Written by `quant`"
 
 
+def instance_yaml(home: Path) -> str:
+    """The ``dagster.yaml`` quant writes for ``home`` (its event log names the home's path)."""
+    return INSTANCE_YAML.replace("{home}", json.dumps(str(home.resolve())))
+
+
 def ensure_instance_config(home: Path) -> Path:
-    """``home/dagster.yaml`` as quant writes it; a file someone else wrote is left alone."""
+    """``home/dagster.yaml`` as quant writes it; a file someone else wrote is left alone, and
+    one quant wrote for another version (or for the home at another path) is rewritten."""
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists() or (config.read_text().startswith(WRITTEN_BY_QUANT) and config.read_text() != INSTANCE_YAML):
+    wanted = instance_yaml(home)
+    if not config.exists() or (config.read_text().startswith(WRITTEN_BY_QUANT) and config.read_text() != wanted):
         tmp = config.with_suffix(".yaml.tmp")
-        tmp.write_text(INSTANCE_YAML)
+        tmp.write_text(wanted)
         os.replace(tmp, config)
     return config
 

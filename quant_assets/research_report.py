@@ -10,7 +10,6 @@ import math
 
 import duckdb
 import polars as pl
-from scipy import stats
 
 from quant_assets.config import Settings
 from quant_assets.resources.tables import query_frame, table_exists
@@ -40,6 +39,7 @@ def ranked_summary(summary: pl.DataFrame) -> pl.DataFrame:
 
 
 def research_lines(conn: duckdb.DuckDBPyConnection, settings: Settings) -> list[str]:
+    from scipy import stats  # deferred: scipy.stats takes most of a second to import
     if not table_exists(conn, "signal_summary"):
         return ["no research summary yet: materialize the research group (`quant materialize --select "
                 "group:research ...`) or run `quant demo`"]

@@ -41,8 +41,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 from numpy.typing import ArrayLike
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 
 METHODS = ("logistic", "isotonic")
 MIN_OBSERVATIONS = 10
@@ -155,6 +153,10 @@ def fit_calibrator(signal: ArrayLike, outcome: ArrayLike, method: str = "logisti
     > 0}`` (NaN = unknown). Pairs with a NaN are dropped; at least ``MIN_OBSERVATIONS`` pairs and
     both outcome classes must remain. A constant signal gives the base rate everywhere. See the
     module for each method's model and settings."""
+    # deferred: scikit-learn takes a second to import, and most commands never calibrate
+    from sklearn.isotonic import IsotonicRegression
+    from sklearn.linear_model import LogisticRegression
+
     if method not in METHODS:
         raise ValueError(f"unknown calibration method {method!r}; expected one of {METHODS}")
     x, y = _pairs(signal, outcome, "signal")

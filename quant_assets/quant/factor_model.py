@@ -27,9 +27,6 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
-from scipy import stats
-from sklearn.decomposition import PCA
-from sklearn.linear_model import LinearRegression
 
 INTERCEPT = "intercept"
 FACTOR_RETURN_SCHEMA = {
@@ -88,6 +85,7 @@ def fama_macbeth(
     intercept) and full-rank exposures with the intercept; a bar whose returns are all equal
     has R^2 undefined and is skipped as rank deficient too.
     """
+    from sklearn.linear_model import LinearRegression  # deferred: see pca_day
     k = len(factors)
     panel = regression_panel(exposures, forward, factors)
     rows: list[tuple[datetime, str, float, int, float]] = []
@@ -116,6 +114,7 @@ def fama_macbeth_summary(factor_returns: pl.DataFrame) -> pl.DataFrame:
     ``p_value`` of Student's t with ``n - 1`` degrees of freedom (``scipy.stats.ttest_1samp``
     against 0). ``std``, ``t_stat`` and ``p_value`` are NULL with fewer than two bars or a zero
     std. Sorted by factor."""
+    from scipy import stats  # deferred: scipy.stats takes most of a second to import
     if factor_returns.is_empty():
         return pl.DataFrame(schema=SUMMARY_SCHEMA)
     grouped = factor_returns.sort("factor", "ts").group_by("factor", maintain_order=True).agg(
@@ -171,6 +170,7 @@ def pca_day(returns: pl.DataFrame, day_start: datetime, interval_minutes: int, w
     ``factor_return = (r_t - mean) . v_c`` (what ``pca.transform`` gives) and the day's fitted
     explained-variance ratio; the residual is ``(r_t - mean) - sum_c factor_return_c v_c``.
     """
+    from sklearn.decomposition import PCA  # deferred: scikit-learn takes a second to import
     step = timedelta(minutes=interval_minutes)
     fit_times = [day_start - (window - i) * step for i in range(window)]
     day_times = [day_start + i * step for i in range(int(timedelta(days=1) / step))]

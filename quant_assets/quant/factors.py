@@ -53,8 +53,6 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
-import sklearn
-from sklearn.linear_model import LinearRegression
 
 FACTOR_SCHEMA = {"symbol": pl.Utf8, "ts": pl.Datetime("us"), "factor_name": pl.Utf8, "value": pl.Float64}
 FAMILIES = ("momentum", "reversal", "size", "amihud", "low_vol", "beta")
@@ -298,6 +296,9 @@ def orthogonalise(panel: Panel, params: FactorParams) -> Panel:
     out = np.full(panel.values.shape, np.nan)
     members = {f: [i for i, n in enumerate(panel.names) if params.family(n) == f] for f in FAMILIES}
     needed = len(FAMILIES) - 1 + EXTRA_DOF
+    import sklearn  # deferred: scikit-learn takes a second to import
+    from sklearn.linear_model import LinearRegression
+
     model = LinearRegression(fit_intercept=True)
     with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
         for t in range(panel.values.shape[0]):

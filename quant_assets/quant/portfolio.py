@@ -52,7 +52,6 @@ from dataclasses import dataclass, field
 import cvxpy as cp
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.covariance import LedoitWolf
 
 SOLVER_ORDER = ("CLARABEL", "OSQP", "SCS")
 OBJECTIVES = ("mean_variance", "min_variance", "max_sharpe")
@@ -92,6 +91,8 @@ def ledoit_wolf_covariance(returns: ArrayLike) -> np.ndarray:
     so every asset's statistics come from the same bars; at least 2 complete rows are needed.
     """
     complete = _complete_rows(returns)
+    from sklearn.covariance import LedoitWolf  # deferred: scikit-learn takes a second to import
+
     return np.asarray(LedoitWolf().fit(complete).covariance_, dtype=float)
 
 

@@ -45,7 +45,6 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 TS = pl.Datetime("us")
 BAR_KEY = ["ts", "signal_name", "horizon"]
@@ -315,6 +314,7 @@ def _ratio(numerator: str, denominator: str) -> pl.Expr:
 def _ic_stats(ic: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     """``by`` plus ``n_periods, ic_mean, ic_std, icir, t_stat, p_value, rank_ic_mean, rank_ic_std,
     rank_icir`` over the rows of ``ic`` with an IC (std ddof 1; ICIR null when std is 0 or null)."""
+    from scipy import stats  # deferred: scipy.stats takes most of a second to import
     order = [*by, "ts"] if "ts" in ic.columns else by
     out = (
         ic.filter(pl.col("ic").is_not_null())

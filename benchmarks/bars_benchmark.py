@@ -178,6 +178,8 @@ def main() -> None:
         print(f"{label:<44}{results[name]['seconds']:>10.2f}{results[name]['peak_mb']:>10.0f}")
     print(f"bar assets / DuckDB floor: {assets['seconds'] / floor['seconds']:.2f}x (target <= 1.5x)")
     print(f"pandas / bar assets:       {pandas['seconds'] / assets['seconds']:.2f}x (target >= 3x)")
+    checks = results["checks"]["seconds"] - assets["seconds"]
+    print(f"checks / bar assets:       {checks / assets['seconds']:.2f}x ({checks:.1f} s for the checks; target <= 0.5x)")
     print(f"bar assets peak memory:    {assets['peak_mb']:.0f} MB (target < 3072 MB)")
 
 

@@ -58,11 +58,13 @@ def daily_check(
     """Decorator: an asset check that evaluates ``evaluate`` for each day of the run's window.
 
     ``severity`` ``ERROR`` makes the check blocking (downstream assets in the run wait for it);
-    ``WARN`` only raises an alert. With ``over_range`` the function is an :data:`EvaluateRange`,
-    called once with the whole window (``None`` for an unpartitioned asset, as above).
+    ``WARN`` only raises an alert. With ``over_range`` (partitioned checks) the function is an
+    :data:`EvaluateRange`, called once with the whole window.
     """
     if severity not in ("ERROR", "WARN"):
         raise ValueError(f"severity must be ERROR or WARN, not {severity!r}")
+    if over_range and not partitioned:
+        raise ValueError("over_range needs a partitioned check: an unpartitioned one has no days")
     level = dg.AssetCheckSeverity.ERROR if severity == "ERROR" else dg.AssetCheckSeverity.WARN
     blocking = level == dg.AssetCheckSeverity.ERROR
 

@@ -149,7 +149,7 @@ def test_report_on_a_damaged_file_says_damaged_and_writers_leave_it_alone(tmp_pa
 def test_a_writer_waits_for_a_short_lived_holder(tmp_path, db):
     with held(db, "read") as reader:
         began = time.perf_counter()
-        subprocess.Popen(["sh", "-c", f"sleep 1.5; kill {reader.pid}"])
+        subprocess.Popen(["sh", "-c", f"sleep 1.5; kill -9 {reader.pid}"])  # -9: SIGTERM may be ignored (inherited)
         with QuantDuckDB(database=str(db), lock_timeout_s=20).connect() as conn:
             waited = time.perf_counter() - began
             assert conn.execute("SELECT count(*) FROM raw_candles").fetchone() == (CANDLE_ROWS,)

@@ -566,28 +566,10 @@ def first_symbol(conn: duckdb.DuckDBPyConnection, table: str, window: Window) ->
 def _test_check(
     test: SqlFile, sql: str, settings: Settings, partitioned: bool = True
 ) -> dg.AssetChecksDefinition:
+    """A test's check: one query over the run's range when the test is set-based (``day_of``),
+    else one per day (or one over the table, unpartitioned)."""
     day_of = test.header.get("day_of")
-    if day_of is not None and partitioned:
-        return _range_test_check(test, sql, settings, day_of)
-
-    @daily_check(
-        settings,
-        asset=test.header["asset"],
-        name=test.name,
-        description=f"{test.header['description']}\n\nSQL test `dbt_like_sql/tests/{test.path.name}` "
-        f"(passes when it returns no rows; severity {test.header['severity']}).",
-        severity=test.header["severity"],
-        partitioned=partitioned,
-    )
-    def _sql_test(conn: duckdb.DuckDBPyConnection, day: Window | None) -> Verdict:
-        start, end = day if day is not None else (None, None)
-        params = bind_params(sql, test.interval, settings, start, end, test.header["asset"])
-        return evaluate_test(conn, sql, params, (start, end))
-
-    return _sql_test
-
-
-def _range_test_check(test: SqlFile, sql: str, settings: Settings, day_of: str) -> dg.AssetChecksDefinition:
+    over_range = day_of is not None and partitioned
     sample_order = test.header.get("sample_order", day_of)
 
     @daily_check(
@@ -595,13 +577,18 @@ def _range_test_check(test: SqlFile, sql: str, settings: Settings, day_of: str) 
         asset=test.header["asset"],
         name=test.name,
         description=f"{test.header['description']}\n\nSQL test `dbt_like_sql/tests/{test.path.name}` "
-        f"(passes when it returns no rows; severity {test.header['severity']}; one query per run, by day).",
+        f"(passes when it returns no rows; severity {test.header['severity']}"
+        f"{'; one query per run, by day' if over_range else ''}).",
         severity=test.header["severity"],
-        over_range=True,
+        partitioned=partitioned,
+        over_range=over_range,
     )
-    def _sql_test(conn: duckdb.DuckDBPyConnection, window: Window) -> dict[str, Verdict]:
-        params = bind_params(sql, test.interval, settings, window.start, window.end, test.header["asset"])
-        return evaluate_test_by_day(conn, sql, params, window, day_of, sample_order)
+    def _sql_test(conn: duckdb.DuckDBPyConnection, window: Window | None) -> Verdict | dict[str, Verdict]:
+        start, end = window if window is not None else (None, None)
+        params = bind_params(sql, test.interval, settings, start, end, test.header["asset"])
+        if over_range:
+            return evaluate_test_by_day(conn, sql, params, window, day_of, sample_order)
+        return evaluate_test(conn, sql, params, (start, end))
 
     return _sql_test
 

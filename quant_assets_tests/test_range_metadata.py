@@ -70,7 +70,18 @@ def test_per_day_figures_are_that_days_and_the_equity_curve_is_a_picture(range_r
     assert pnl["net_return_day"].value == pytest.approx(net)
     first, last = (_latest(instance, "backtest_pnl", d)["equity_to_date"].value for d in (DAYS[1], DAYS[-1]))
     assert first != last, "equity to date differs by day"
-    assert "per_day" in _latest(instance, "bars_1h", DAYS[0])
+    newest, older = _latest(instance, "bars_1h", DAYS[-1]), _latest(instance, "bars_1h", DAYS[0])
+    assert "per_day" in newest and "data:image/png;base64," in newest["completeness_over_days"].value
+    assert "per_day" not in older and "completeness_over_days" not in older, "the run's views are not a day's"
+    assert older["run_views_on"].value == newest["run_views_on"].value == DAYS[-1]
+
+
+def test_the_assets_latest_materialization_shows_the_runs_views(range_run):
+    _, instance, _ = range_run
+    for asset in ("bars_1h", "signals", "backtest_pnl"):
+        latest = instance.fetch_materializations(dg.AssetKey(asset), limit=1).records[0]
+        assert latest.partition_key == DAYS[-1]
+        assert "per_day" in latest.asset_materialization.metadata, asset
 
 
 def test_check_results_are_attached_to_each_partition_and_none_to_the_range(range_run):

@@ -31,29 +31,44 @@ def record_window_metadata(
     summary: Figures | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Attach each day's figures to its partition; return the run-level metadata.
+    """Attach each day's figures to its partition; return the metadata every partition shares.
 
     ``hashes`` (``{day: (rows, sha256)}``, from ``record_partition_hashes``) gives every day its
     own ``dagster/row_count`` and ``content_hash``; ``daily`` adds further per-day figures.
     ``summary`` holds figures of the whole run: plain values in a one-day run, a table headed
-    with the window in a range run. ``extra`` (previews, pictures, descriptions) is returned as
-    given and must not hold numbers that a reader could take for one day's.
+    with the window in a range run. ``extra`` (previews, pictures, descriptions) must not hold
+    numbers that a reader could take for one day's.
+
+    In a range run every partition gets ``run_window`` and the plain ``extra`` values (short
+    descriptions), and the views of the whole run (the ``per_day`` table, ``run_summary`` and
+    the markdown ``extra``: previews, tables, pictures) go on the window's last day only, named
+    by ``run_views_on``: they describe the run, not a day, and copying them into each of a
+    year's 365 events cost more than the events themselves.
     """
     daily = daily or {}
-    for key, (rows, digest) in hashes.items():
-        figures = {"dagster/row_count": rows, "content_hash": digest}
-        figures.update({k: v for k, v in (daily.get(key) or {}).items() if v is not None})
-        context.add_asset_metadata(figures, asset_key=asset, partition_key=key)
-    meta: dict[str, Any] = {"run_window": window.label()}
-    if window.n_days == 1:
-        meta.update({k: v for k, v in (summary or {}).items() if v is not None})
-    else:
-        meta["per_day"] = dg.MetadataValue.md(per_day_table(hashes, daily))
+    views: dict[str, Any] = {}
+    if window.n_days > 1:
+        views["per_day"] = dg.MetadataValue.md(per_day_table(hashes, daily))
         if summary:
             lines = [f"**Whole run, {window.label()}**", "", "| figure | value |", "|---|---|"]
             lines += [f"| {k} | {_cell(v)} |" for k, v in summary.items()]
-            meta["run_summary"] = dg.MetadataValue.md("\n".join(lines))
-    meta.update(extra or {})
+            views["run_summary"] = dg.MetadataValue.md("\n".join(lines))
+        views.update({k: v for k, v in (extra or {}).items() if isinstance(v, dg.MarkdownMetadataValue)})
+    last = window.keys()[-1] if window.n_days > 1 else None
+    for key, (rows, digest) in hashes.items():
+        figures = {"dagster/row_count": rows, "content_hash": digest}
+        figures.update({k: v for k, v in (daily.get(key) or {}).items() if v is not None})
+        if key == last:
+            figures.update(views)
+        context.add_asset_metadata(figures, asset_key=asset, partition_key=key)
+    meta: dict[str, Any] = {"run_window": window.label()}
+    if last is None:
+        meta.update({k: v for k, v in (summary or {}).items() if v is not None})
+    meta.update({k: v for k, v in (extra or {}).items() if k not in views})
+    if last is not None:
+        if last not in hashes:
+            context.add_asset_metadata(views, asset_key=asset, partition_key=last)
+        meta["run_views_on"] = last
     return meta
 
 

@@ -13,7 +13,9 @@ Builds ``symbols x days`` of 1-minute simulator candles into a DuckDB file (20 x
 - ``pandas``: ``groupby(symbol).resample(rule).agg(...)`` per interval on a frame already in
   memory (loading it is not timed), what a user would otherwise write.
 
-Prints seconds, peak memory and the ratios.
+Prints seconds, peak memory and the ratios. ``--scale`` instead runs the floor and the assets at
+1x, 3x and 10x the rows (a tenth, three tenths and all of ``--symbols``, same days) and prints
+how their time grows against the rows (linear: 10x rows in at most 11x time).
 """
 
 import argparse
@@ -142,6 +144,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--part", choices=["assets", "checks", "duckdb", "pandas"])
     parser.add_argument("--db")
+    parser.add_argument("--scale", action="store_true", help="1x, 3x and 10x rows: floor and assets")
     args = parser.parse_args()
     symbols = _symbols(args.symbols)
     if args.part:
@@ -156,6 +159,9 @@ def main() -> None:
         print(json.dumps({"seconds": seconds, "peak_mb": peak_mb}))
         return
 
+    if args.scale:
+        scaling(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.duckdb"
         prep = prepare(db, symbols, args.days)
@@ -181,6 +187,30 @@ def main() -> None:
     checks = results["checks"]["seconds"] - assets["seconds"]
     print(f"checks / bar assets:       {checks / assets['seconds']:.2f}x ({checks:.1f} s for the checks; target <= 0.5x)")
     print(f"bar assets peak memory:    {assets['peak_mb']:.0f} MB (target < 3072 MB)")
+
+
+def scaling(args: argparse.Namespace) -> None:
+    """The floor and the bar assets at a tenth, three tenths and all of the symbols."""
+    sizes = sorted({max(1, args.symbols // 10), max(1, 3 * args.symbols // 10), args.symbols})
+    rows: list[tuple[int, int, dict[str, dict[str, float]]]] = []
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            db = Path(tmp) / "bench.duckdb"
+            prepare(db, _symbols(n), args.days)
+            import duckdb
+
+            with duckdb.connect(str(db), read_only=True) as conn:
+                candles = conn.execute("SELECT count(*) FROM raw_candles").fetchone()[0]
+            sized = argparse.Namespace(**{**vars(args), "symbols": n})
+            rows.append((n, candles, {name: _run_part(name, db, sized) for name in ("duckdb", "assets")}))
+    print(f"scaling, {args.days} days of 1m, bars {', '.join(INTERVALS)}; {os.cpu_count()} cores")
+    print(f"{'symbols':>8}{'candles':>12}{'rows x':>8}{'floor s':>9}{'x':>7}{'assets s':>10}{'x':>7}{'peak MB':>9}")
+    _, base_rows, base = rows[0]
+    for n, candles, r in rows:
+        print(f"{n:>8}{candles:>12,}{candles / base_rows:>8.2f}"
+              f"{r['duckdb']['seconds']:>9.2f}{r['duckdb']['seconds'] / base['duckdb']['seconds']:>7.2f}"
+              f"{r['assets']['seconds']:>10.2f}{r['assets']['seconds'] / base['assets']['seconds']:>7.2f}"
+              f"{r['assets']['peak_mb']:>9.0f}")
 
 
 if __name__ == "__main__":

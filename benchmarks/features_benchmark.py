@@ -17,6 +17,9 @@ Each part runs in its own fresh subprocess, so its peak memory (``ru_maxrss``) i
 * ``asset``: the ``features_<interval>`` Dagster asset itself, one single-run backfill over the
   year (read bars from DuckDB, compute, write ~60 columns, hash every partition).
 
+``--scale`` instead runs ``core`` and ``asset`` at 1x, 3x and 10x the rows (a tenth, three
+tenths and all of ``--symbols``) and prints how their time grows against the rows.
+
 Data: a deterministic synthetic OHLCV panel (geometric random walk with GARCH-like volatility,
 consistent high/low, lognormal volume; BTC/USDT first so beta/correlation have a market).
 Times are wall-clock seconds (best of ``--repeat``), memory is peak RSS of the subprocess
@@ -228,8 +231,8 @@ def run_asset(panel: pl.DataFrame, interval: str) -> int:
 PARTS = {"core": run_core, "core_ta": run_core_ta, "talib": run_talib, "pandas": run_pandas, "asset": run_asset}
 
 
-def child(part: str, interval: str, repeat: int) -> None:
-    panel = make_panel(interval)
+def child(part: str, interval: str, repeat: int, n_symbols: int = N_SYMBOLS) -> None:
+    panel = make_panel(interval, n_symbols)
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     best = float("inf")
     for _ in range(repeat):
@@ -247,9 +250,14 @@ def main() -> None:
     parser.add_argument("--parts", default=",".join(PARTS))
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--child", nargs=2, metavar=("PART", "INTERVAL"))
+    parser.add_argument("--symbols", type=int, default=N_SYMBOLS)
+    parser.add_argument("--scale", action="store_true", help="1x, 3x and 10x rows: core and asset")
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], args.repeat)
+        child(args.child[0], args.child[1], args.repeat, args.symbols)
+        return
+    if args.scale:
+        scaling(args)
         return
     print(f"machine: {os.cpu_count()} cores, "
           f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GB RAM, Python {sys.version.split()[0]}")
@@ -257,16 +265,11 @@ def main() -> None:
         results = {}
         for part in args.parts.split(","):
             repeat = 1 if part == "asset" else args.repeat
-            done = subprocess.run(
-                [sys.executable, __file__, "--child", part, interval, "--repeat", str(repeat)],
-                capture_output=True, text=True, check=False,
-            )
-            if done.returncode:
-                print(f"{part} {interval} failed:\n{done.stderr[-2000:]}")
-                continue
-            results[part] = json.loads(done.stdout.strip().splitlines()[-1])
+            result = _run_child(part, interval, repeat, args.symbols)
+            if result is not None:
+                results[part] = result
         rows = next(iter(results.values()))["rows"] if results else 0
-        print(f"\n{interval}: {N_SYMBOLS} symbols x {DAYS} days = {rows:,} rows")
+        print(f"\n{interval}: {args.symbols} symbols x {DAYS} days = {rows:,} rows")
         print(f"  {'part':<8} {'seconds':>9} {'peak MB':>9}  what")
         what = {"core": "all catalogue features (compute_feature_table)",
                 "core_ta": "our TA-Lib-covered indicators, per symbol",
@@ -283,6 +286,35 @@ def main() -> None:
                   f"{results['pandas']['seconds'] / results['core']['seconds']:.1f}x faster (target >= 5x)")
         if results:
             print(f"  peak memory: {max(r['peak_mb'] for r in results.values()):.0f} MB (target < 4096)")
+
+
+def _run_child(part: str, interval: str, repeat: int, n_symbols: int) -> dict | None:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", part, interval, "--repeat", str(repeat), "--symbols", str(n_symbols)],
+        capture_output=True, text=True, check=False,
+    )
+    if done.returncode:
+        print(f"{part} {interval} ({n_symbols} symbols) failed:\n{done.stderr[-2000:]}")
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def scaling(args: argparse.Namespace) -> None:
+    """``core`` and ``asset`` at a tenth, three tenths and all of the symbols, per interval."""
+    sizes = sorted({max(1, args.symbols // 10), max(1, 3 * args.symbols // 10), args.symbols})
+    for interval in args.intervals.split(","):
+        runs = [(n, {part: _run_child(part, interval, 1 if part == "asset" else args.repeat, n)
+                     for part in ("core", "asset")}) for n in sizes]
+        print(f"\nscaling, {interval}, {DAYS} days")
+        print(f"{'symbols':>8}{'rows':>11}{'rows x':>8}{'core s':>9}{'x':>7}{'asset s':>9}{'x':>7}{'peak MB':>9}")
+        base = runs[0][1]
+        for n, r in runs:
+            if None in r.values() or None in base.values():
+                continue
+            print(f"{n:>8}{r['core']['rows']:>11,}{r['core']['rows'] / base['core']['rows']:>8.2f}"
+                  f"{r['core']['seconds']:>9.3f}{r['core']['seconds'] / base['core']['seconds']:>7.2f}"
+                  f"{r['asset']['seconds']:>9.2f}{r['asset']['seconds'] / base['asset']['seconds']:>7.2f}"
+                  f"{r['asset']['peak_mb']:>9.0f}")
 
 
 if __name__ == "__main__":

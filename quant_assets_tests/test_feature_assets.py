@@ -1,5 +1,6 @@
 """The features_<interval> assets materialized for real into a temporary DuckDB file."""
 
+from datetime import datetime
 from pathlib import Path
 
 import dagster as dg
@@ -144,3 +145,23 @@ def test_blocking_sql_checks_catch_a_bad_feature_value(make_settings, defs_for, 
     assert not evaluation.passed and evaluation.metadata["failing_rows"].value == len(s.symbols)
     assert defs.resolve_asset_graph().get_check_spec(key).blocking
     assert result.get_asset_materialization_events() == []
+
+
+def test_feature_hashes_do_not_depend_on_how_the_days_are_chunked(make_settings, defs_for, tmp_path, monkeypatch):
+    from quant_assets.defs.features import assets as feature_assets
+
+    s = _settings(make_settings, tmp_path, "chunks")
+    defs = defs_for(s)
+    for day in DAYS[:3]:
+        assert materialize(defs, partition_key=day, selection=_selection(s)).success
+    query = "SELECT * FROM feature_hashes ORDER BY ALL"
+    with duckdb.connect(str(s.duckdb_path), read_only=True) as conn:
+        by_day = conn.execute(query).fetchall()
+    start, end = datetime.fromisoformat(DAYS[0]), datetime.fromisoformat(DAYS[3])
+    for chunk_rows in (1, 10**9):  # one day per chunk, and the whole window in one
+        monkeypatch.setattr(feature_assets, "HASH_CHUNK_ROWS", chunk_rows)
+        with duckdb.connect(str(s.duckdb_path)) as conn:
+            for interval in INTERVALS:
+                feature_assets.feature_hashes(conn, f"features_{interval}", start, end, by_day[0][-1])
+            assert conn.execute(query).fetchall() == by_day, chunk_rows
+    assert (end - start).days == 3 and len(by_day) == 3 * len(INTERVALS) * len(s.symbols)

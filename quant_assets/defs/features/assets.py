@@ -20,6 +20,8 @@ when the missing days land.
 
 
 
+from datetime import timedelta
+
 import dagster as dg
 import polars as pl
 
@@ -56,22 +58,36 @@ def higher_intervals(settings: Settings, interval: str) -> list[str]:
     ]
 
 
+HASH_CHUNK_ROWS = 100_000
+
+
 def feature_hashes(conn, table: str, start, end, catalogue_hash: str) -> int:
-    """Store SHA-256 per (symbol, day) over the symbol's rows of that day (ts order, every column)."""
+    """Store SHA-256 per (symbol, day) over the symbol's rows of that day (ts order, every column).
+
+    The row text of a whole year of 5m features is gigabytes, so the days are hashed in chunks
+    of about ``HASH_CHUNK_ROWS`` rows; each (symbol, day) hash is the same whatever the chunk.
+    """
     conn.execute(
         "DELETE FROM feature_hashes WHERE table_name = ? AND partition_key >= ? AND partition_key < ?",
         [table, start.strftime("%Y-%m-%d"), end.strftime("%Y-%m-%d")],
     ).fetchall()
-    conn.execute(
-        f"""
-        INSERT INTO feature_hashes
-        SELECT ?, symbol, strftime(CAST(ts AS DATE), '%Y-%m-%d'), count(*),
-               sha256(string_agg(CAST(t AS VARCHAR), chr(10) ORDER BY ts)), ?
-        FROM {ident(table)} AS t WHERE ts >= ? AND ts < ?
-        GROUP BY ALL
-        """,
-        [table, catalogue_hash, start, end],
-    ).fetchall()
+    rows = conn.execute(f"SELECT count(*) FROM {ident(table)} WHERE ts >= ? AND ts < ?", [start, end]).fetchone()[0]
+    days = max(1, (end - start).days)
+    step = timedelta(days=min(days, max(1, HASH_CHUNK_ROWS * days // max(rows, 1))))
+    chunk_start = start
+    while chunk_start < end:
+        chunk_end = min(chunk_start + step, end)
+        conn.execute(
+            f"""
+            INSERT INTO feature_hashes
+            SELECT ?, symbol, strftime(CAST(ts AS DATE), '%Y-%m-%d'), count(*),
+                   sha256(string_agg(CAST(t AS VARCHAR), chr(10) ORDER BY ts)), ?
+            FROM {ident(table)} AS t WHERE ts >= ? AND ts < ?
+            GROUP BY ALL
+            """,
+            [table, catalogue_hash, chunk_start, chunk_end],
+        ).fetchall()
+        chunk_start = chunk_end
     return conn.execute(
         "SELECT count(*) FROM feature_hashes WHERE table_name = ? AND partition_key >= ? AND partition_key < ?",
         [table, start.strftime("%Y-%m-%d"), end.strftime("%Y-%m-%d")],
@@ -114,7 +130,9 @@ def null_incomplete_days(frame: pl.DataFrame, keep_days: set[str], columns: list
     """``columns`` set to NULL on rows of days not in ``keep_days`` (their lookback was not all there)."""
     if not columns or frame.is_empty():
         return frame
-    keep = pl.col("ts").dt.date().cast(pl.Utf8).is_in(sorted(keep_days))
+    keep = frame.select(pl.col("ts").dt.date().cast(pl.Utf8).is_in(sorted(keep_days))).to_series()
+    if keep.all():
+        return frame
     return frame.with_columns(pl.when(keep).then(pl.col(c)).otherwise(None).alias(c) for c in columns)
 
 

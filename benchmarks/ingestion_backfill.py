@@ -76,7 +76,8 @@ def _phase(url: str, symbols: list[str], days: int, workers: int) -> dict:
         )
         total = time.perf_counter() - began
         materializations = result.asset_materializations_for_node("raw_candles")
-        meta = materializations[0].metadata
+        # A range run's views (run_summary among them) are on its last day.
+        meta = materializations[-1].metadata
         health = meta["provider_health"].value["binance"]
         summary = _run_summary(meta)
         fetch_s = summary["fetch_seconds"]

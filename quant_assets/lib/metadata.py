@@ -64,11 +64,9 @@ def record_window_metadata(
     meta: dict[str, Any] = {"run_window": window.label()}
     if last is None:
         meta.update({k: v for k, v in (summary or {}).items() if v is not None})
-    meta.update({k: v for k, v in (extra or {}).items() if k not in views})
-    if last is not None:
-        if last not in hashes:
-            context.add_asset_metadata(views, asset_key=asset, partition_key=last)
+    else:
         meta["run_views_on"] = last
+    meta.update({k: v for k, v in (extra or {}).items() if k not in views})
     return meta
 
 

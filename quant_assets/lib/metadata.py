@@ -46,15 +46,15 @@ def record_window_metadata(
     year's 365 events cost more than the events themselves.
     """
     daily = daily or {}
+    last = window.keys()[-1] if window.n_days > 1 else None
     views: dict[str, Any] = {}
-    if window.n_days > 1:
+    if last is not None:
         views["per_day"] = dg.MetadataValue.md(per_day_table(hashes, daily))
         if summary:
             lines = [f"**Whole run, {window.label()}**", "", "| figure | value |", "|---|---|"]
             lines += [f"| {k} | {_cell(v)} |" for k, v in summary.items()]
             views["run_summary"] = dg.MetadataValue.md("\n".join(lines))
         views.update({k: v for k, v in (extra or {}).items() if isinstance(v, dg.MarkdownMetadataValue)})
-    last = window.keys()[-1] if window.n_days > 1 else None
     for key, (rows, digest) in hashes.items():
         figures = {"dagster/row_count": rows, "content_hash": digest}
         figures.update({k: v for k, v in (daily.get(key) or {}).items() if v is not None})

@@ -20,7 +20,7 @@ Every error text (gaps, ``DEGRADED`` rows, logs, metadata, the failure) is scrub
 """
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,8 +38,8 @@ from quant_assets.lib.partitioned import (
     daily_asset,
     write_window,
 )
+from quant_assets.providers.base import CandleProvider
 from quant_assets.providers.chain import ChainResult, fetch_candles
-from quant_assets.providers.registry import ProviderSet
 from quant_assets.providers.resilience import one_line, utcnow
 from quant_assets.quant.calendar import Window
 from quant_assets.resources.tables import query_frame, transaction
@@ -63,10 +63,9 @@ def last_known_good(conn, symbol: str, start: datetime, end: datetime, ttl_s: fl
     )
 
 
-def fetch_window(settings: Settings, providers: ProviderSet, start: datetime, end: datetime) -> Outcomes:
-    """Every (symbol, day) of the window through the chain, in parallel; an exception for each
+def fetch_window(settings: Settings, chain: Sequence[CandleProvider], start: datetime, end: datetime) -> Outcomes:
+    """Every (symbol, day) of the window through ``chain``, in parallel; an exception for each
     one that failed."""
-    chain = providers.candles()
     minutes = INTERVAL_MINUTES[settings.base_interval]
     jobs = [(symbol, day) for symbol in settings.symbols for day in Window(start, end).days()]
 
@@ -92,8 +91,9 @@ def build_raw_candles(settings: Settings) -> dg.AssetsDefinition:
 
     @scrubbing_errors
     def fetch(context: dg.AssetExecutionContext, window: Window) -> tuple[Outcomes, float]:
+        chain = context.resources.providers.candles()  # built, health restored: not part of the fetch time
         began = time.perf_counter()
-        outcomes = fetch_window(settings, context.resources.providers, window.start, window.end)
+        outcomes = fetch_window(settings, chain, window.start, window.end)
         return outcomes, time.perf_counter() - began
 
     @daily_asset(

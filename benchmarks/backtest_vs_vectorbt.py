@@ -16,7 +16,7 @@ derived in ``quant_assets_tests/test_backtest_vectorbt.py``), a rebalance every 
   cash_sharing=True, call_seq="auto", fees=0.001, freq="1h")`` + ``value()`` + ``total_return()``,
   with vectorbt's size row ``t`` trading at ``close[t]`` = our targets row ``t`` (held over bar ``t``).
 
-Each contender runs in its own fresh subprocess: peak memory is that process's ``ru_maxrss``
+Each contender runs in its own fresh subprocess: peak memory is that process's own ``VmHWM``
 (interpreter, libraries and inputs included). Inputs are built and libraries imported before any
 clock starts. "first call" is the first ``run`` in the process (numba compiles or loads its
 kernels); "warm" is the best of ``--repeat`` calls after it. Each side runs twice: once with
@@ -27,13 +27,13 @@ empty directory, so its first call includes the full JIT compile (``--no-cold`` 
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
+from peak_memory import peak_rss_kb
 
 FEE = 0.001  # 10 bps
 INIT_CASH = 100.0
@@ -98,7 +98,7 @@ def prepare_vectorbt(returns: np.ndarray, targets: np.ndarray):
 def child(side: str, args: argparse.Namespace) -> None:
     returns, targets = make_inputs(args.symbols, args.bars, args.invested)
     run, summarise = (prepare_ours if side == "ours" else prepare_vectorbt)(returns, targets)  # imports not timed
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base_rss = peak_rss_kb()
     started = time.perf_counter()
     result = run()
     first = time.perf_counter() - started
@@ -107,7 +107,7 @@ def child(side: str, args: argparse.Namespace) -> None:
         started = time.perf_counter()
         result = run()
         best = min(best, time.perf_counter() - started)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_rss_kb()
     summary = summarise(result)
     np.save(args.equity_out, summary["equity"])
     print(json.dumps({"side": side, "first_seconds": first, "warm_seconds": best, "peak_mb": peak / 1024,

@@ -11,7 +11,10 @@ Builds ``symbols x days`` of 1-minute simulator candles into a DuckDB file (20 x
 - ``duckdb``: a bare ``GROUP BY symbol, time_bucket(interval, ts)`` per interval into a table,
   the practical floor (no returns, no volatility, no provenance, no hashes);
 - ``pandas``: ``groupby(symbol).resample(rule).agg(...)`` per interval on a frame already in
-  memory (loading it is not timed), what a user would otherwise write.
+  memory (loading it is not timed), what a user would otherwise write;
+- ``dagster`` and ``dagster_checks``: the events floor (``dagster_floor.py``): no-op assets named
+  like the bars over the same range, alone and with as many no-op checks as the bars have, so
+  Dagster's own cost for the same events is measured, not guessed.
 
 Prints seconds, peak memory and the ratios. ``--scale`` instead runs the floor and the assets at
 1x, 3x and 10x the rows (a tenth, three tenths and all of ``--symbols``, same days) and prints
@@ -21,7 +24,6 @@ how their time grows against the rows (linear: 10x rows in at most 11x time).
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -29,6 +31,8 @@ import time
 import warnings
 from datetime import date, datetime, timedelta
 from pathlib import Path
+
+from peak_memory import peak_rss_kb
 
 INTERVALS = {"5m": "5min", "15m": "15min", "1h": "1h", "1d": "1D"}
 START = date(2024, 1, 1)
@@ -93,6 +97,40 @@ def part_assets(db: Path, symbols: list[str], days: int, with_checks: bool) -> f
     return seconds
 
 
+def part_dagster(db: Path, symbols: list[str], days: int, with_checks: bool) -> float:
+    """The events floor (``dagster_floor.py``): no-op assets named like the bars, over the same
+    range, and with ``with_checks`` as many no-op checks per asset as the bars have."""
+    import dagster as dg
+
+    os.environ.update(_env(db, symbols, days))
+    from dagster_floor import checks_per_asset, floor_definitions
+
+    from quant_assets.config import load_settings
+    from quant_assets.definitions import build_definitions
+
+    settings = load_settings()
+    names = [f"bars_{i}" for i in INTERVALS]
+    counts = checks_per_asset(build_definitions(settings), names)
+    definitions = floor_definitions(settings, counts if with_checks else dict.fromkeys(names, 0))
+    last = START + timedelta(days=days - 1)
+    began = time.perf_counter()
+    result = dg.materialize(
+        definitions, resources=resources_for_floor(settings),
+        tags={"dagster/asset_partition_range_start": START.isoformat(),
+              "dagster/asset_partition_range_end": last.isoformat()},
+        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+    )
+    seconds = time.perf_counter() - began
+    assert result.success
+    return seconds
+
+
+def resources_for_floor(settings):
+    from quant_assets.definitions import resources_for
+
+    return {"duckdb": resources_for(settings)["duckdb"]}
+
+
 def part_duckdb(db: Path) -> float:
     import duckdb
 
@@ -142,7 +180,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--symbols", type=int, default=20)
     parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--part", choices=["assets", "checks", "duckdb", "pandas"])
+    parser.add_argument("--part", choices=["assets", "checks", "dagster", "dagster_checks", "duckdb", "pandas"])
     parser.add_argument("--db")
     parser.add_argument("--scale", action="store_true", help="1x, 3x and 10x rows: floor and assets")
     args = parser.parse_args()
@@ -152,10 +190,12 @@ def main() -> None:
         seconds = {
             "assets": lambda: part_assets(db, symbols, args.days, with_checks=False),
             "checks": lambda: part_assets(db, symbols, args.days, with_checks=True),
+            "dagster": lambda: part_dagster(db, symbols, args.days, with_checks=False),
+            "dagster_checks": lambda: part_dagster(db, symbols, args.days, with_checks=True),
             "duckdb": lambda: part_duckdb(db),
             "pandas": lambda: part_pandas(db),
         }[args.part]()
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak_mb = peak_rss_kb() / 1024
         print(json.dumps({"seconds": seconds, "peak_mb": peak_mb}))
         return
 
@@ -171,13 +211,16 @@ def main() -> None:
             rows = conn.execute("SELECT count(*) FROM raw_candles").fetchone()[0]
         print(f"{len(symbols)} symbols x {args.days} days: {rows:,} 1m candles (simulated in {prep:.1f}s); "
               f"bars {', '.join(INTERVALS)}; {os.cpu_count()} cores")
-        results = {name: _run_part(name, db, args) for name in ("duckdb", "assets", "checks", "pandas")}
+        results = {name: _run_part(name, db, args)
+                   for name in ("duckdb", "assets", "checks", "dagster", "dagster_checks", "pandas")}
     floor, assets, pandas = results["duckdb"], results["assets"], results["pandas"]
     print(f"{'contender':<44}{'seconds':>10}{'peak MB':>10}")
     labels = {
         "duckdb": "bare DuckDB GROUP BY time_bucket (floor)",
         "assets": "bar assets (Dagster single-run backfill)",
         "checks": "bar assets + all their checks",
+        "dagster": "no-op assets, same events (Dagster floor)",
+        "dagster_checks": "  + no-op checks, same evaluations",
         "pandas": "pandas groupby().resample()",
     }
     for name, label in labels.items():
@@ -186,6 +229,12 @@ def main() -> None:
     print(f"pandas / bar assets:       {pandas['seconds'] / assets['seconds']:.2f}x (target >= 3x)")
     checks = results["checks"]["seconds"] - assets["seconds"]
     print(f"checks / bar assets:       {checks / assets['seconds']:.2f}x ({checks:.1f} s for the checks; target <= 0.5x)")
+    events, check_events = results["dagster"]["seconds"], results["dagster_checks"]["seconds"] - results["dagster"]["seconds"]
+    print(f"Dagster's own floor:       {events:.1f} s for the assets' events alone = {events / floor['seconds']:.2f}x "
+          f"the DuckDB floor; floor + events {floor['seconds'] + events:.1f} s, bar assets "
+          f"{assets['seconds'] / (floor['seconds'] + events):.2f}x that")
+    print(f"checks' own floor:         {check_events:.1f} s for the same evaluations without a query; the checks "
+          f"{checks / check_events:.2f}x that, {check_events / assets['seconds']:.2f}x the bar assets")
     print(f"bar assets peak memory:    {assets['peak_mb']:.0f} MB (target < 3072 MB)")
 
 

@@ -5,7 +5,7 @@ Run from the repository root:
     .venv/bin/python benchmarks/features_benchmark.py            # 1h and 5m, every part
     .venv/bin/python benchmarks/features_benchmark.py --intervals 1h --repeat 1
 
-Each part runs in its own fresh subprocess, so its peak memory (``ru_maxrss``) is its own:
+Each part runs in its own fresh subprocess, so its peak memory (``VmHWM``, see ``peak_memory.py``) is its own:
 
 * ``core``: :func:`quant_assets.quant.features.compute_feature_table` over the whole panel, every
   catalogue feature (what the ``features_<interval>`` asset calls);
@@ -15,7 +15,9 @@ Each part runs in its own fresh subprocess, so its peak memory (``ru_maxrss``) i
 * ``pandas``: a straightforward pandas implementation of the same catalogue features
   (``groupby`` + ``rolling`` / ``ewm``), what a user would otherwise write;
 * ``asset``: the ``features_<interval>`` Dagster asset itself, one single-run backfill over the
-  year (read bars from DuckDB, compute, write ~60 columns, hash every partition).
+  year (read bars from DuckDB, compute, write ~60 columns, hash every partition);
+* ``dagster``: the events floor (``dagster_floor.py``): a no-op asset of the same name over the
+  same year, one event per day and nothing else, what any Dagster run of that shape costs.
 
 ``--scale`` instead runs ``core`` and ``asset`` at 1x, 3x and 10x the rows (a tenth, three
 tenths and all of ``--symbols``) and prints how their time grows against the rows.
@@ -29,7 +31,6 @@ Times are wall-clock seconds (best of ``--repeat``), memory is peak RSS of the s
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
+from peak_memory import peak_rss_kb
 
 MINUTES = {"1h": 60, "5m": 5}
 N_SYMBOLS = 20
@@ -228,18 +230,47 @@ def run_asset(panel: pl.DataFrame, interval: str) -> int:
             return conn.execute(f'SELECT count(*) FROM "features_{interval}"').fetchone()[0]
 
 
-PARTS = {"core": run_core, "core_ta": run_core_ta, "talib": run_talib, "pandas": run_pandas, "asset": run_asset}
+def run_dagster(panel: pl.DataFrame, interval: str) -> int:
+    """The events floor (``dagster_floor.py``): a no-op asset named like the features asset over
+    the same year, one event per day, no read, compute, write or hash."""
+    import warnings
+
+    import dagster as dg
+    from dagster_floor import floor_definitions
+
+    from quant_assets.config import load_settings
+    from quant_assets.definitions import resources_for
+
+    warnings.filterwarnings("ignore")
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(config_file=None, env={
+            "QUANT_DATA_DIR": tmp, "QUANT_START_DATE": START.date().isoformat()})
+        last = (START + timedelta(days=DAYS - 1)).date().isoformat()
+        started = time.perf_counter()
+        result = dg.materialize(
+            floor_definitions(settings, {f"features_{interval}": 0}),
+            resources={"duckdb": resources_for(settings)["duckdb"]},
+            tags={"dagster/asset_partition_range_start": START.date().isoformat(),
+                  "dagster/asset_partition_range_end": last},
+        )
+        os.environ["_BENCH_ASSET_SECONDS"] = str(time.perf_counter() - started)
+        assert result.success
+        return DAYS
+
+
+PARTS = {"core": run_core, "core_ta": run_core_ta, "talib": run_talib, "pandas": run_pandas, "asset": run_asset,
+         "dagster": run_dagster}
 
 
 def child(part: str, interval: str, repeat: int, n_symbols: int = N_SYMBOLS) -> None:
     panel = make_panel(interval, n_symbols)
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base_rss = peak_rss_kb()
     best = float("inf")
     for _ in range(repeat):
         started = time.perf_counter()
         out = PARTS[part](panel, interval)
         best = min(best, float(os.environ.pop("_BENCH_ASSET_SECONDS", time.perf_counter() - started)))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_rss_kb()
     print(json.dumps({"part": part, "interval": interval, "rows": panel.height, "seconds": best,
                       "peak_mb": peak / 1024, "data_mb": base_rss / 1024, "out": out}))
 
@@ -264,7 +295,7 @@ def main() -> None:
     for interval in args.intervals.split(","):
         results = {}
         for part in args.parts.split(","):
-            repeat = 1 if part == "asset" else args.repeat
+            repeat = 1 if part in ("asset", "dagster") else args.repeat
             result = _run_child(part, interval, repeat, args.symbols)
             if result is not None:
                 results[part] = result
@@ -275,7 +306,8 @@ def main() -> None:
                 "core_ta": "our TA-Lib-covered indicators, per symbol",
                 "talib": "TA-Lib C, same indicators, per symbol (floor)",
                 "pandas": "straightforward pandas, all catalogue features",
-                "asset": "features asset: read DuckDB, compute, write, hash (1 run)"}
+                "asset": "features asset: read DuckDB, compute, write, hash (1 run)",
+                "dagster": "no-op asset, same 365 events (Dagster floor)"}
         for part, r in results.items():
             print(f"  {part:<8} {r['seconds']:>9.3f} {r['peak_mb']:>9.0f}  {what[part]}")
         if {"core_ta", "talib"} <= set(results):
@@ -284,6 +316,11 @@ def main() -> None:
         if {"core", "pandas"} <= set(results):
             print(f"  pandas / ours on all catalogue features:     "
                   f"{results['pandas']['seconds'] / results['core']['seconds']:.1f}x faster (target >= 5x)")
+        if {"core", "asset", "dagster"} <= set(results):
+            core, asset, events = (results[p]["seconds"] for p in ("core", "asset", "dagster"))
+            print(f"  asset / computation: {asset / core:.1f}x (target <= 3x); Dagster's events alone "
+                  f"{events:.2f} s = {events / core:.1f}x the computation; asset less events "
+                  f"{(asset - events) / core:.1f}x the computation")
         if results:
             print(f"  peak memory: {max(r['peak_mb'] for r in results.values()):.0f} MB (target < 4096)")
 

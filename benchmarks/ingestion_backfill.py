@@ -19,7 +19,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ import time
 import warnings
 from datetime import date, timedelta
 from pathlib import Path
+
+from peak_memory import peak_rss_kb
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -90,7 +91,7 @@ def _phase(url: str, symbols: list[str], days: int, workers: int) -> dict:
         "requests_per_s": round(health["requests_this_run"] / fetch_s, 2), "rate_limit_requests_per_s": rate,
         "burst_requests": BinanceProvider.burst / KLINES_WEIGHT, "rows_per_request": KLINES_LIMIT,
         "mean_latency_ms": health["mean_latency_ms"], "successes": health["successes_this_run"],
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_kb() / 1024, 1),
     }
 
 

@@ -8,7 +8,7 @@ Run from the repository root:
 The whole validation of ``--factors`` factors (trailing momentum over several lookbacks, a
 reversal and a volatility factor) at horizons 1, 4 and 24 bars, ``--symbols`` symbols x ``--days``
 days of 1h bars, 5 quantiles. Each side runs in its own fresh subprocess, so its peak memory
-(``ru_maxrss``, the whole process: interpreter, libraries and input data included) is its own:
+(``VmHWM``, the whole process: interpreter, libraries and input data included) is its own:
 
 * ``ours``: ``forward_returns`` + ``cross_sectional_ic`` + ``quantile_bar_returns`` +
   ``quantile_summary`` + ``rank_autocorrelation`` + ``quantile_turnover`` + ``signal_summary``,
@@ -28,7 +28,6 @@ import contextlib
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
+from peak_memory import peak_rss_kb
 
 HORIZONS = (1, 4, 24)
 QUANTILES = 5
@@ -139,14 +139,14 @@ def child(side: str, args: argparse.Namespace) -> None:
     values = make_values(closes, args.factors)
     inputs = (closes, values) if side == "ours" else alphalens_inputs(closes, values)
     __import__("quant_assets.quant.validation" if side == "ours" else "alphalens")  # imports are not timed
-    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base_rss = peak_rss_kb()
     run = run_ours if side == "ours" else run_alphalens
     best, result = float("inf"), {}
     for _ in range(args.repeat):
         started = time.perf_counter()
         result = run(*inputs)
         best = min(best, time.perf_counter() - started)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_rss_kb()
     print(json.dumps({"side": side, "seconds": best, "peak_mb": peak / 1024, "inputs_mb": base_rss / 1024,
                       "rows": values.height, "rank_ic_mean": result}))
 

@@ -54,24 +54,15 @@ from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 warnings.filterwarnings("ignore")
 import dagster as dg
-from dagster_floor import checks_per_asset, floor_definitions
+from dagster_floor import daily_assets_of, materialize_floor
 from quant_assets.config import load_settings
-from quant_assets.definitions import build_definitions, resources_for
+from quant_assets.definitions import build_definitions
 from quant_assets.lib.instance import ensure_instance_config
 settings = load_settings()
 defs = build_definitions(settings)
-graph = defs.resolve_asset_graph()
-daily = [k.to_user_string() for k in dg.AssetSelection.groups("bars").resolve(graph)
-         if graph.get(k).partitions_def is not None]
 ensure_instance_config(Path(os.environ["DAGSTER_HOME"]))
 with dg.DagsterInstance.get() as instance:
-    result = dg.materialize(
-        floor_definitions(settings, checks_per_asset(defs, daily)), instance=instance,
-        resources={"duckdb": resources_for(settings)["duckdb"]},
-        tags={"dagster/asset_partition_range_start": sys.argv[2], "dagster/asset_partition_range_end": sys.argv[3]},
-        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
-    )
-assert result.success
+    materialize_floor(settings, defs, daily_assets_of(defs, "bars"), sys.argv[2], sys.argv[3], instance)
 """
 
 

@@ -64,3 +64,30 @@ def checks_per_asset(defs: dg.Definitions, assets: list[str]) -> dict[str, int]:
             if name in counts:
                 counts[name] += 1
     return counts
+
+
+def daily_assets_of(defs: dg.Definitions, group: str) -> list[str]:
+    """The daily-partitioned assets of ``group`` (the unpartitioned ones record one event a run)."""
+    graph = defs.resolve_asset_graph()
+    return sorted(k.to_user_string() for k in dg.AssetSelection.groups(group).resolve(graph)
+                  if graph.get(k).partitions_def is not None)
+
+
+def materialize_floor(settings: Settings, defs: dg.Definitions, assets: list[str], first: str, last: str,
+                      instance: dg.DagsterInstance) -> float:
+    """One single-run backfill of ``first``..``last`` of no-op stand-ins for ``assets`` (each with
+    as many no-op checks as it has in ``defs``) on ``instance``; its seconds."""
+    import time
+
+    from quant_assets.definitions import resources_for
+
+    definitions = floor_definitions(settings, checks_per_asset(defs, assets))
+    began = time.perf_counter()
+    result = dg.materialize(
+        definitions, instance=instance, resources={"duckdb": resources_for(settings)["duckdb"]},
+        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+    )
+    if not result.success:
+        raise RuntimeError("the floor run failed")
+    return time.perf_counter() - began

@@ -91,6 +91,7 @@ class ExchangeServer(ThreadingHTTPServer):
         self._faults: dict[str, list[tuple[Fault, bool]]] = {}
         self._lock = threading.Lock()
         self.used_weight = 0
+        self.in_flight = self.max_in_flight = 0  # requests being answered now, and the most at once
         self.dex_pairs: dict[str, dict] = {}
         self.canaries: list[str] = []   # values ``Fault.echo`` sends back besides the request headers
         self.echoes = 0                 # responses sent by ``Fault.echo``
@@ -128,6 +129,7 @@ class ExchangeServer(ThreadingHTTPServer):
         self.clear_faults()
         self.requests.clear()
         self.canaries = []
+        self.max_in_flight = 0
 
     def take_fault(self, path: str) -> Fault | None:
         with self._lock:
@@ -233,6 +235,15 @@ class _Handler(BaseHTTPRequestHandler):
         srv = self.server
         with srv._lock:
             srv.requests.append((path, query, {k.lower(): v for k, v in self.headers.items()}))
+            srv.in_flight += 1
+            srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
+        try:
+            self._answer(srv, path, query)
+        finally:
+            with srv._lock:
+                srv.in_flight -= 1
+
+    def _answer(self, srv: ExchangeServer, path: str, query: dict[str, str]) -> None:
         if srv.latency_s:
             time.sleep(srv.latency_s)
         fault = srv.take_fault(path)

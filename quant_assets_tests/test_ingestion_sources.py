@@ -171,3 +171,25 @@ def test_archive_day_with_a_bad_checksum_fails_alone_in_a_range(make_settings, t
         assert dg.materialize(assets, instance=instance, partition_key="2024-03-05",
                               resources=resources_for(settings)).success
         assert instance.get_materialized_partitions(key) == {"2024-03-04", "2024-03-05", "2024-03-06"}
+
+
+def test_a_range_keeps_at_most_max_workers_requests_in_flight_and_fills_them(make_settings):
+    """A range's symbol-days are fetched ``max_workers`` at a time: never more requests on the
+    wire at once, and no fewer while days are left."""
+    symbols = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+    server = start_server(symbols, latency_s=0.05)
+    try:
+        settings = make_settings(env={
+            **base_url_env(server), "QUANT_SYMBOLS": ",".join(symbols), "QUANT_BASE_INTERVAL": "5m",
+            "QUANT_BAR_INTERVALS": "15m,1h,1d", "QUANT_CANDLE_PROVIDERS": "binance", "QUANT_START_DATE": "2024-03-01",
+        }, resilience={**FAST_RESILIENCE, "timeout_s": 5.0, "max_workers": 2})
+        result = materialize(settings, start="2024-03-01", end="2024-03-04")
+        assert result.success
+        assert server.count("/api/v3/klines") == 12  # 3 symbols x 4 days, one page of 288 candles each
+        assert server.max_in_flight == 2
+    finally:
+        server.stop()
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as conn:
+        days = conn.execute("SELECT count(DISTINCT (symbol, CAST(ts AS DATE))) FROM raw_candles "
+                            "WHERE provider = 'binance'").fetchone()[0]
+    assert days == 12  # every symbol-day stored, from the one provider

@@ -147,8 +147,32 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
                         process.wait()
 
 
-def _digests(root: Path) -> dict[str, tuple[int, str]]:
-    with duckdb.connect(str(root / "data" / "quant.duckdb"), read_only=True) as conn:
+IN_FLIGHT = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+             dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)
+
+
+def _quiet_connection(deployment: Deployment) -> duckdb.DuckDBPyConnection:
+    """A read-only connection once no run is queued or running (the daily schedule's run may
+    still hold the file's lock after the case's own runs ended); a run dequeued between the check
+    and the connect is waited out as well."""
+    instance = deployment.instance()
+    path = str(deployment.root / "data" / "quant.duckdb")
+
+    def connected() -> duckdb.DuckDBPyConnection | None:
+        if instance.get_runs(filters=dg.RunsFilter(statuses=list(IN_FLIGHT)), limit=1):
+            return None
+        try:
+            return duckdb.connect(path, read_only=True)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            return None
+
+    return _wait_for(connected, "no run to hold the DuckDB file", every=0.5)
+
+
+def _digests(deployment: Deployment) -> dict[str, tuple[int, str]]:
+    with _quiet_connection(deployment) as conn:
         out = {}
         for table in DATA_TABLES:
             if table == "raw_candles":  # fetched_at is the wall clock of the fetch; the daily
@@ -228,7 +252,7 @@ def _retried_to_clean_tables(deployment: Deployment, instance: dg.DagsterInstanc
     retry = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/parent_run_id": run.run_id}))
     assert len(retry) == 1 and retry[0].status == dg.DagsterRunStatus.SUCCESS, out
     assert f"retries it as run {retry[0].run_id}" in out
-    assert _digests(deployment.root) == deployment.clean  # type: ignore[attr-defined]
+    assert _digests(deployment) == deployment.clean  # type: ignore[attr-defined]
     return retry[0].run_id
 
 
@@ -251,7 +275,7 @@ def test_concurrent_requests_for_one_duckdb_file_run_one_after_another(deploymen
     launch = f"launched {launched[0].timestamp - earlier.end_time:.1f}s after the first ended, " if launched else ""
     print(f"\nconcurrent: second run waited {waited:.1f}s in the queue; {launch}its worker reported "
           f"STARTED {later.start_time - earlier.end_time:.1f}s after the first ended")
-    deployment.clean = _digests(deployment.root)  # type: ignore[attr-defined]
+    deployment.clean = _digests(deployment)  # type: ignore[attr-defined]
 
 
 def test_killed_run_worker_is_failed_and_retried_to_equal_tables(deployment: Deployment) -> None:

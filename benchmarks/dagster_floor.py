@@ -91,3 +91,16 @@ def materialize_floor(settings: Settings, defs: dg.Definitions, assets: list[str
     if not result.success:
         raise RuntimeError("the floor run failed")
     return time.perf_counter() - began
+
+
+def floor_range_definitions(settings: Settings, defs: dg.Definitions, assets: list[str]) -> dg.Definitions:
+    """Definitions of the stand-ins for ``assets`` (as many checks each as in ``defs``) with the
+    real DuckDB resource, to run through ``quant``'s own ``run_range`` as the demo runs a stage."""
+    from quant_assets.definitions import resources_for
+
+    built = floor_definitions(settings, checks_per_asset(defs, assets))
+    return dg.Definitions(
+        assets=[d for d in built if not isinstance(d, dg.AssetChecksDefinition)],
+        asset_checks=[d for d in built if isinstance(d, dg.AssetChecksDefinition)],
+        resources={"duckdb": resources_for(settings)["duckdb"]},
+    )

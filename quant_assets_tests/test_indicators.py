@@ -374,3 +374,52 @@ def test_rolling_max_min_match_windows_and_talib(n: int) -> None:
     if n > 1:
         np.testing.assert_array_equal(ind.rolling_max(x, n), talib.MAX(x, n))
         np.testing.assert_array_equal(ind.rolling_min(x, n), talib.MIN(x, n))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    x=arrays(np.float64, st.integers(0, 300),
+             elements=st.floats(-1e6, 1e6) | st.sampled_from([0.0, -0.0, math.inf, -math.inf, math.nan])),
+    n=st.integers(1, 50),
+    zi=st.floats(-1e6, 1e6),
+)
+def test_the_compiled_scan_is_lfilter_bit_for_bit(x, n, zi) -> None:
+    from scipy.signal import lfilter
+
+    decay = (n - 1.0) / n
+    for b0 in (1.0 / n, 1.0, 2.0 / (n + 1.0)):
+        want = lfilter([b0], [1.0, -decay], x, zi=[zi])[0] if x.size else np.empty(0)
+        in_place = x.copy()
+        for got in (ind._scan(x, b0, decay, zi), ind._scan(in_place, b0, decay, zi, out=in_place)):
+            # NaN where lfilter has NaN (the sign bit of a NaN made from inf is the compiler's choice)
+            assert np.array_equal(np.isnan(got), np.isnan(want))
+            assert got[~np.isnan(got)].tobytes() == want[~np.isnan(want)].tobytes()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    close=arrays(np.float64, st.integers(0, 300), elements=st.floats(1e-3, 1e6)),
+    flat=st.integers(0, 40),
+    n=st.integers(1, 30),
+)
+def test_rsi_is_its_wilder_smoothed_gains_and_losses_bit_for_bit(close, flat, n) -> None:
+    """The compiled RSI loop against the formula spelled out with lfilter, flat runs included."""
+    from scipy.signal import lfilter
+
+    close = close.copy()
+    close[: min(flat, close.size)] = close[0] if close.size else 0.0
+    got = ind.rsi(close, n)
+    want = np.full(close.size, np.nan)
+    if close.size > n:
+        diff = np.diff(close)
+        decay = (n - 1.0) / n
+
+        def wilder(v):
+            seed = math.fsum(v[:n].tolist()) / n
+            return np.concatenate([[seed], lfilter([1.0 / n], [1.0, -decay], v[n:], zi=[decay * seed])[0]])
+
+        gain, loss = wilder(np.maximum(diff, 0.0)), wilder(np.maximum(-diff, 0.0))
+        total = gain + loss
+        with np.errstate(divide="ignore", invalid="ignore"):
+            want[n:] = np.where(total == 0.0, 0.0, (gain / total) * 100.0)
+    assert got.tobytes() == want.tobytes()

@@ -15,19 +15,22 @@ Conventions shared by every function in this module:
 * ``log_returns``, ``rolling_std`` and ``realized_vol`` are windowed, so a NaN only
   affects the windows that contain it.
 
-Recursions (EMA, Wilder smoothing) run through :func:`scipy.signal.lfilter`; rolling sums
-are accumulated over the window offset (a loop of length ``n``, vectorised over bars),
-which keeps every window sum free of cumulative-sum drift.
+Recursions (EMA, Wilder smoothing) run through :func:`_scan`, a compiled first-order filter
+that does per bar exactly what :func:`scipy.signal.lfilter` does for ``b = [b0]``,
+``a = [1, a1]`` (so its finite results are lfilter's bit for bit), writing into the output's
+own memory; RSI's whole recursion is one compiled loop. Rolling sums are accumulated over the
+window offset (a loop of length ``n``, vectorised over bars), which keeps every window sum free
+of cumulative-sum drift.
 """
 
 from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.ndimage import maximum_filter1d, minimum_filter1d
-from scipy.signal import lfilter
 
 __all__ = [
     "ema",
@@ -88,6 +91,30 @@ def _first_valid(x: FloatArray, name: str) -> int:
     return first
 
 
+@numba.njit(cache=True)
+def _scan_loop(x: FloatArray, b0: float, a1: float, z: float, out: FloatArray) -> None:  # pragma: no cover - compiled
+    for i in range(x.size):
+        xi = x[i]
+        y = z + b0 * xi
+        out[i] = y
+        z = xi * 0.0 - y * a1
+
+
+def _scan(x: FloatArray, b0: float, decay: float, zi: float, out: FloatArray | None = None) -> FloatArray:
+    """``lfilter([b0], [1.0, -decay], x, zi=[zi])[0]``, bit for bit, into ``out`` (new if None).
+
+    Per bar, as lfilter's direct form II transposed with its zero-padded ``b``:
+    ``y = z + b0 * x``, then ``z = x * 0.0 - y * (-decay)``, so a non-finite input gives NaN
+    where lfilter gives NaN (the NaN's sign bit may differ). ``out`` may be ``x`` itself or
+    overlap it index for index.
+    """
+    if out is None:
+        out = np.empty(x.size, dtype=np.float64)
+    if x.size:
+        _scan_loop(x, float(b0), -float(decay), float(zi), out)
+    return out
+
+
 def _window_sums(x: FloatArray, n: int) -> FloatArray:
     """Sums of every length-``n`` window: ``out[i] = x[i] + ... + x[i + n - 1]``.
 
@@ -141,11 +168,7 @@ def ema(x: ArrayLike, n: int) -> FloatArray:
     alpha = 2.0 / (n + 1.0)
     seed = _seed_sum(arr[start : seed_idx + 1]) / n
     out[seed_idx] = seed
-    tail = arr[seed_idx + 1 :]
-    if tail.size:
-        out[seed_idx + 1 :] = lfilter(
-            [alpha], [1.0, -(1.0 - alpha)], tail, zi=[(1.0 - alpha) * seed]
-        )[0]
+    _scan(arr[seed_idx + 1 :], alpha, 1.0 - alpha, (1.0 - alpha) * seed, out=out[seed_idx + 1 :])
     return out
 
 
@@ -162,8 +185,7 @@ def _wilder(values: FloatArray, n: int, out: FloatArray | None = None) -> FloatA
     if out is None:
         out = np.empty(rest.size + 1, dtype=np.float64)
     out[0] = seed
-    if rest.size:
-        out[1:] = lfilter([1.0 / n], [1.0, -decay], rest, zi=[decay * seed])[0]
+    _scan(rest, 1.0 / n, decay, decay * seed, out=out[1:])
     return out
 
 
@@ -182,15 +204,33 @@ def rsi(close: ArrayLike, n: int = 14) -> FloatArray:
     start = _first_valid(arr, "close")
     if start + n >= arr.size:
         return out
-    diff = np.diff(arr[start:])
-    gain = np.maximum(diff, 0.0)
-    value = _wilder(gain, n, out=out[start + n :])  # avg gain, then 100 * gain / total in place
-    avg_loss = _wilder(np.maximum(np.negative(diff, out=diff), 0.0, out=diff), n, out=gain[: value.size])
-    total = np.add(value, avg_loss, out=avg_loss)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        np.multiply(np.divide(value, total, out=value), 100.0, out=value)
-    value[total == 0.0] = 0.0
+    seed_diff = np.diff(arr[start : start + n + 1])
+    avg_gain = _seed_sum(np.maximum(seed_diff, 0.0)) / n
+    avg_loss = _seed_sum(np.maximum(np.negative(seed_diff), 0.0)) / n
+    _rsi_loop(arr[start + n :], 1.0 / n, (n - 1.0) / n, avg_gain, avg_loss, out[start + n :])
     return out
+
+
+@numba.njit(cache=True)
+def _rsi_loop(close: FloatArray, b0: float, decay: float, gain: float, loss: float,
+              out: FloatArray) -> None:  # pragma: no cover - compiled
+    """RSI from its seeded averages on: ``out[0]`` from the seeds, then each bar's gain and loss
+    (``close[i] - close[i - 1]``) smoothed as :func:`_wilder` smooths them (:func:`_scan`'s
+    operations, bit for bit) and ``100 * (gain / (gain + loss))``, 0 where both are 0."""
+    a1 = -decay
+    z_gain, z_loss = gain * decay, loss * decay  # lfilter's zi: decay * seed
+    total = gain + loss
+    out[0] = 0.0 if total == 0.0 else (gain / total) * 100.0
+    for i in range(1, close.size):
+        d = close[i] - close[i - 1]
+        up = 0.0 if d <= 0.0 else d  # np.maximum(d, 0.0): a NaN stays NaN
+        down = 0.0 if -d <= 0.0 else -d
+        gain = z_gain + b0 * up
+        z_gain = up * 0.0 - gain * a1
+        loss = z_loss + b0 * down
+        z_loss = down * 0.0 - loss * a1
+        total = gain + loss
+        out[i] = 0.0 if total == 0.0 else (gain / total) * 100.0
 
 
 def log_returns(close: ArrayLike) -> FloatArray:
@@ -331,9 +371,7 @@ def _ema_seeded_at(x: FloatArray, n: int, seed_idx: int) -> FloatArray:
     alpha = 2.0 / (n + 1.0)
     seed = _seed_sum(x[seed_idx - n + 1 : seed_idx + 1]) / n
     out[seed_idx] = seed
-    tail = x[seed_idx + 1 :]
-    if tail.size:
-        out[seed_idx + 1 :] = lfilter([alpha], [1.0, -(1.0 - alpha)], tail, zi=[(1.0 - alpha) * seed])[0]
+    _scan(x[seed_idx + 1 :], alpha, 1.0 - alpha, (1.0 - alpha) * seed, out=out[seed_idx + 1 :])
     return out
 
 
@@ -452,7 +490,7 @@ def _wilder_sum(values: FloatArray, n: int) -> FloatArray:
     """
     seed = _seed_sum(values[: n - 1])
     decay = (n - 1.0) / n
-    return lfilter([1.0], [1.0, -decay], values[n - 1 :], zi=[decay * seed])[0]
+    return _scan(values[n - 1 :], 1.0, decay, decay * seed)
 
 
 def _select(mask: np.ndarray, x: FloatArray, out: FloatArray) -> FloatArray:
@@ -533,15 +571,14 @@ def dmi(
     vals[0] = seed
     decay = (n - 1.0) / n
     if rest.size and not rest_skip.any():
-        vals[1:] = lfilter([1.0 / n], [1.0, -decay], rest, zi=[decay * seed])[0]
+        _scan(rest, 1.0 / n, decay, decay * seed, out=vals[1:])
     elif rest.size:
-        # Rare: runs of skipped bars hold ADX. One lfilter per run of updating bars.
+        # Rare: runs of skipped bars hold ADX. One scan per run of updating bars.
         edges = np.flatnonzero(np.diff(np.concatenate([[True], rest_skip, [True]]).astype(np.int8)))
         prev, pos = seed, 0
         for lo_i, hi_i in zip(edges[::2], edges[1::2], strict=True):
             vals[1 + pos : 1 + lo_i] = prev
-            seg = lfilter([1.0 / n], [1.0, -decay], rest[lo_i:hi_i], zi=[decay * prev])[0]
-            vals[1 + lo_i : 1 + hi_i] = seg
+            seg = _scan(rest[lo_i:hi_i], 1.0 / n, decay, decay * prev, out=vals[1 + lo_i : 1 + hi_i])
             prev, pos = seg[-1], hi_i
         vals[1 + pos :] = prev
     return adx_out, p_out, m_out

@@ -23,6 +23,7 @@ import dagster as dg
 import duckdb
 import pytest
 import yaml
+from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 
 from quant_assets.cli import CODE_LOCATION
 from quant_assets_tests.conftest import table_digest
@@ -147,10 +148,6 @@ def deployment(tmp_path_factory) -> Iterator[Deployment]:
                         process.wait()
 
 
-IN_FLIGHT = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-             dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)
-
-
 def _quiet_connection(deployment: Deployment) -> duckdb.DuckDBPyConnection:
     """A read-only connection once no run is queued or running (the daily schedule's run may
     still hold the file's lock after the case's own runs ended); a run dequeued between the check
@@ -159,7 +156,7 @@ def _quiet_connection(deployment: Deployment) -> duckdb.DuckDBPyConnection:
     path = str(deployment.root / "data" / "quant.duckdb")
 
     def connected() -> duckdb.DuckDBPyConnection | None:
-        if instance.get_runs(filters=dg.RunsFilter(statuses=list(IN_FLIGHT)), limit=1):
+        if instance.get_runs(filters=dg.RunsFilter(statuses=NOT_FINISHED_STATUSES), limit=1):
             return None
         try:
             return duckdb.connect(path, read_only=True)
